@@ -1,0 +1,1 @@
+"""Raw code in: sources (stdlib, folders, JSONL/Parquet, Hugging Face), units, cleaning filters, ingest."""

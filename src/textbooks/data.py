@@ -1,0 +1,132 @@
+"""Dataset folders: Parquet shards, `stats.json` and a completion marker written last.
+
+A dataset is a folder::
+
+    OUT/part-00000.parquet ...   rows with at least `id`, `text`, `source` (+ stage columns)
+    OUT/stats.json               rows in/out, bytes, seconds, drop reasons with counts
+    OUT/dropped/                 the rows the stage removed, same layout, with a `drop_reason` column
+    OUT/_SUCCESS                 written last: a folder without it is not a finished dataset
+
+Every file is written under a temporary name and renamed into place, so a killed process never leaves a
+half-written shard under a final name. Read a dataset with `read_dataset(OUT)`, or from any Parquet reader
+with the glob `OUT/*.parquet` (the glob keeps `dropped/` out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from textbooks.errors import UserError
+
+MARKER = "_SUCCESS"
+STATS = "stats.json"
+DROPPED = "dropped"
+SHARD_GLOB = "part-*.parquet"
+REQUIRED_COLUMNS = ("id", "text", "source")
+
+
+def shard_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def _temporary_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write `table` to `path` atomically (temporary name, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_sibling(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def is_complete(folder: Path) -> bool:
+    return (Path(folder) / MARKER).is_file()
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The completion marker's content, or None when the folder is not a finished dataset."""
+    marker = Path(folder) / MARKER
+    if not marker.is_file():
+        return None
+    try:
+        return read_json(marker)
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def write_marker(folder: Path, content: dict) -> None:
+    write_json(content, Path(folder) / MARKER)
+
+
+def read_stats(folder: Path) -> dict:
+    path = Path(folder) / STATS
+    return read_json(path) if path.is_file() else {}
+
+
+def shard_paths(folder: Path) -> list[Path]:
+    return sorted(Path(folder).glob(SHARD_GLOB))
+
+
+def read_shard(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """Read one Parquet file, turning a corrupt file into a `UserError` that names it."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise UserError(f"{path}: not a readable Parquet file ({error}); re-create it or remove it") from None
+
+
+def read_dataset(folder: Path, columns: list[str] | None = None) -> pa.Table:
+    """All shards of a finished dataset as one table, in shard order."""
+    folder = Path(folder)
+    if not is_complete(folder):
+        raise UserError(f"{folder}: not a finished dataset (no {MARKER} marker); run the stage that makes it")
+    tables = [read_shard(path, columns) for path in shard_paths(folder)]
+    if not tables:
+        return pa.table({name: pa.array([], pa.string()) for name in (columns or REQUIRED_COLUMNS)})
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def iter_rows(folder: Path, columns: list[str] | None = None) -> Iterator[dict]:
+    for path in shard_paths(folder):
+        yield from read_shard(path, columns).to_pylist()
+
+
+def check_columns(table: pa.Table, where: str, required: tuple[str, ...] = REQUIRED_COLUMNS) -> None:
+    missing = [name for name in required if name not in table.column_names]
+    if missing:
+        raise UserError(
+            f"{where}: missing column(s) {', '.join(missing)}; a dataset needs {', '.join(required)} "
+            f"(it has {', '.join(table.column_names)})"
+        )

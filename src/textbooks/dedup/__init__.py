@@ -1,0 +1,1 @@
+"""Duplicate removal: exact (normalised hash) and near-duplicate (MinHash LSH with datasketch)."""
