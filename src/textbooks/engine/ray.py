@@ -7,6 +7,7 @@ when no address is given and stops it again in `close`.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from typing import Any, Callable, Iterator
 
@@ -43,6 +44,8 @@ class RayEngine(Engine):
         except ConnectionError as error:
             raise UserError(f"ray_address {self._address!r}: cannot connect to a Ray cluster ({error})") from None
         self._started_here = True
+        # Ray Data logs a progress block every few seconds when stdout is not a terminal; keep warnings only.
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     def map(self, fn: Callable[[Any], Any], items: list[Any], desc: str) -> Iterator[Any]:
         if not items:
@@ -55,7 +58,9 @@ class RayEngine(Engine):
 
         rows = [{"task": pickle.dumps(item)} for item in items]
         dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-        mapped = dataset.map(run, num_cpus=1)
+        # A task pool as wide as the cluster: the default ramps up from one task at a time.
+        width = max(1, min(len(rows), int(ray.cluster_resources().get("CPU", 1))))
+        mapped = dataset.map(run, num_cpus=1, compute=ray.data.TaskPoolStrategy(size=width))
         try:
             for row in mapped.iter_rows():
                 yield pickle.loads(row["result"])

@@ -1,0 +1,34 @@
+# The two set-up commands: `make demo` and `make test` (see README.md and DEVELOPERS.md).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Benchmark data (HumanEval, MBPP, EvalPlus) lives outside the project; tests point the loaders at it.
+TEXTBOOKS_BENCHMARKS ?= $(abspath ../shared/benchmarks)
+export TEXTBOOKS_BENCHMARKS
+
+.PHONY: demo test install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/textbooks run recipes/demo.yaml --out runs/demo
+
+test: install-dev
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf runs .pytest_cache

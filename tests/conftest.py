@@ -1,0 +1,34 @@
+"""Shared test set-up: benchmark data location and small helpers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from textbooks import data
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TEXTBOOKS_BENCHMARKS", str(ROOT.parent / "shared" / "benchmarks"))
+
+
+def dataset_rows(folder: Path) -> list[dict]:
+    """Every row of a finished dataset and of its dropped/ part, in shard order, for exact comparisons."""
+    rows = [dict(row, _part="kept") for row in data.read_dataset(folder).to_pylist()]
+    dropped = folder / data.DROPPED
+    if data.is_complete(dropped):
+        rows += [dict(row, _part="dropped") for row in data.read_dataset(dropped).to_pylist()]
+    return rows
+
+
+def shard_tables(folder: Path) -> dict[str, pa.Table]:
+    """Each shard file of a dataset (kept and dropped) by relative name."""
+    return {str(path.relative_to(folder)): data.read_shard(path)
+            for path in sorted(folder.rglob(data.SHARD_GLOB))}
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return ROOT

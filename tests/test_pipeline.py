@@ -1,0 +1,190 @@
+"""End to end through the `textbooks` command: resume after kill -9, engines, bad inputs, the demo recipe."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import dataset_rows, shard_tables
+
+from textbooks import data
+from textbooks.runner import WORK
+
+# A slice of the standard library: big enough for many shards, small enough for a quick test.
+STDLIB_SLICE = ["json/*.py", "email/**/*.py", "http/*.py", "xml/**/*.py", "urllib/*.py", "asyncio/*.py",
+                "concurrent/**/*.py", "importlib/**/*.py", "logging/*.py", "unittest/*.py", "*.py"]
+
+
+def textbooks(*args: str, cwd: Path | None = None, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "textbooks", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600, **popen)
+
+
+def ingest_args(out: Path, files_per_task: int = 8) -> list[str]:
+    return ["ingest", "--source", "stdlib", "--include", *STDLIB_SLICE, "--units", "file", "function", "class",
+            "--files-per-task", str(files_per_task), "--workers", "2", "--out", str(out)]
+
+
+def test_kill_9_during_ingest_then_resume_equals_uninterrupted_run(tmp_path):
+    reference = tmp_path / "reference"
+    assert textbooks(*ingest_args(reference)).returncode == 0
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "textbooks", *ingest_args(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while len(list((killed / WORK).glob("map-*.json"))) < 3:
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not data.is_complete(killed)
+    shards_done = len(list((killed / WORK).glob("map-*.json")))
+
+    resumed = textbooks(*ingest_args(killed))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "ingest: resuming," in resumed.stdout
+    done_earlier = int(resumed.stdout.split("ingest: resuming, ")[1].split("/")[0])
+    assert done_earlier >= shards_done >= 3
+    assert shard_tables(killed) == shard_tables(reference)
+    assert dataset_rows(killed) == dataset_rows(reference)
+    assert len({row["id"] for row in dataset_rows(reference)}) == len(dataset_rows(reference))
+
+
+def test_ray_and_local_engines_make_identical_datasets(tmp_path):
+    pytest.importorskip("ray")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "engine: local\nworkers: 2\nstages:\n"
+        f"  - stage: ingest\n    include: {json.dumps(STDLIB_SLICE[:6])}\n    units: [function, class]\n"
+        "    files_per_task: 16\n"
+        "  - stage: dedup\n")
+    local = textbooks("run", str(recipe), "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    on_ray = textbooks("run", str(recipe), "--out", str(tmp_path / "ray"), "--engine", "ray")
+    assert on_ray.returncode == 0, on_ray.stderr
+    for stage in ("ingest", "dedup"):
+        local_stats = data.read_stats(tmp_path / "local" / stage)
+        ray_stats = data.read_stats(tmp_path / "ray" / stage)
+        assert (local_stats["engine"], ray_stats["engine"]) == ("local", "ray")
+        assert shard_tables(tmp_path / "ray" / stage) == shard_tables(tmp_path / "local" / stage)
+        assert ray_stats["rows_out"] == local_stats["rows_out"] > 0
+    assert data.read_stats(tmp_path / "ray" / "dedup")["rows_in"] > data.read_stats(tmp_path / "ray" / "dedup")[
+        "rows_out"], "the slice has near-duplicates, so dedup must remove some rows"
+
+
+def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("textbooks: error: ")
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def assert_nothing_complete(folder: Path) -> None:
+    assert not any(path.name == data.MARKER for path in folder.rglob("*")) if folder.exists() else True
+
+
+def test_unknown_recipe_key_exits_2(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("stages:\n  - stage: ingest\n    sorce: stdlib\n")
+    result = textbooks("run", str(recipe), "--out", str(tmp_path / "run"))
+    assert_refused(result, f"{recipe}:3: stages[0] (ingest): unknown key 'sorce'", "expected one of:", "source")
+    assert_nothing_complete(tmp_path / "run")
+
+
+def test_missing_files_exit_2(tmp_path):
+    assert_refused(textbooks("run", str(tmp_path / "absent.yaml")), "absent.yaml: no such recipe file")
+    out = tmp_path / "out"
+    result = textbooks("dedup", "--input", str(tmp_path / "absent.jsonl"), "--out", str(out))
+    assert_refused(result, "absent.jsonl: no such file or folder")
+    result = textbooks("ingest", "--source", "files", "--path", str(tmp_path / "absent.jsonl"), "--out", str(out))
+    assert_refused(result, "absent.jsonl")
+    assert_nothing_complete(out)
+
+
+def test_corrupt_parquet_exits_2(tmp_path):
+    corrupt = tmp_path / "corpus.parquet"
+    corrupt.write_bytes(b"PAR1" + os.urandom(512) + b"PAR1")
+    out = tmp_path / "out"
+    assert_refused(textbooks("dedup", "--input", str(corrupt), "--out", str(out)),
+                   f"{corrupt}: not a readable Parquet file")
+    assert_nothing_complete(out)
+    result = textbooks("ingest", "--source", "files", "--path", str(corrupt), "--out", str(out))
+    assert_refused(result, f"{corrupt}: not a readable Parquet file")
+    assert_nothing_complete(out)
+
+
+def test_jsonl_line_that_is_not_json_exits_2_or_is_skipped(tmp_path):
+    corpus = tmp_path / "corpus.jsonl.gz"
+    lines = [json.dumps({"text": "def f(x):\n    return x + 1\n"}), "{not json", json.dumps({"text": "y = 2\n"})]
+    with gzip.open(corpus, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    result = textbooks("ingest", "--source", "files", "--path", str(corpus), "--min-lines", "1", "--out", str(out))
+    assert_refused(result, f"{corpus}:2: malformed record", "on_error: skip")
+    assert_nothing_complete(out)
+    skipped = textbooks("ingest", "--source", "files", "--path", str(corpus), "--min-lines", "1",
+                        "--on-error", "skip", "--out", str(out))
+    assert skipped.returncode == 0, skipped.stderr
+    assert data.read_stats(out)["drops"] == {"malformed_input": 1}
+    assert data.read_dataset(out / data.DROPPED).column("text").to_pylist() == ["{not json"]
+
+
+def test_empty_corpus_exits_2(tmp_path):
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "notes.txt").write_text("not python")
+    out = tmp_path / "out"
+    result = textbooks("ingest", "--source", "dir", "--path", str(tmp_path / "corpus"), "--out", str(out))
+    assert_refused(result, str(tmp_path / "corpus"))
+    assert_nothing_complete(out)
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    result = textbooks("ingest", "--source", "files", "--path", str(empty), "--out", str(out))
+    assert_refused(result, "no rows")
+    assert_nothing_complete(out)
+
+
+def test_help_lists_every_stage():
+    result = textbooks("--help")
+    assert result.returncode == 0
+    for command in ("run", "report", "ingest", "dedup"):
+        assert f"    {command}" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path_factory.mktemp("demo") / "run"
+    result = textbooks("run", str(root / "recipes" / "demo.yaml"), "--out", str(out), cwd=root)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_demo_recipe_runs_end_to_end(demo_run):
+    out, result = demo_run
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    ingest, dedup = data.read_stats(out / "ingest"), data.read_stats(out / "dedup")
+    assert ingest["rows_out"] > 5000 and dedup["rows_in"] == ingest["rows_out"]
+    assert 0 < dedup["rows_out"] < dedup["rows_in"]
+    assert "report: " in result.stdout and "report.html" in result.stdout
+
+
+def test_demo_second_run_does_no_work(demo_run):
+    out, _ = demo_run
+    root = Path(__file__).resolve().parents[1]
+    started = time.monotonic()
+    again = textbooks("run", str(root / "recipes" / "demo.yaml"), "--out", str(out), cwd=root)
+    seconds = time.monotonic() - started
+    assert again.returncode == 0, again.stderr
+    assert seconds < 10
+    for stage in ("ingest", "dedup", "report"):
+        assert f"{stage}: done earlier" in again.stdout

@@ -1,0 +1,87 @@
+"""Recipes are validated on load, with messages that name the file, the line, the key and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from textbooks.errors import UserError
+from textbooks.recipe import load_recipe
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(UserError) as caught:
+        load_recipe(write(tmp_path, text))
+    return str(caught.value)
+
+
+def test_demo_recipe_loads(repo_root):
+    recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
+    assert [step.kind for step in recipe.steps] == ["ingest", "dedup", "report"]
+    assert recipe.steps[1].input == "@ingest"
+    assert recipe.steps[1].config.threshold == 0.7
+
+
+def test_unknown_stage_key(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: ingest\n  - stage: dedup\n    treshold: 0.8\n")
+    assert message.startswith(f"{tmp_path / 'recipe.yaml'}:4: stages[1] (dedup): unknown key 'treshold'")
+    assert "expected one of:" in message and "threshold" in message
+
+
+def test_unknown_top_level_key(tmp_path):
+    message = error_of(tmp_path, "engin: ray\nstages:\n  - stage: ingest\n")
+    assert message == (f"{tmp_path / 'recipe.yaml'}:1: unknown key 'engin'; "
+                       "expected one of: engine, ray_address, stages, workers")
+
+
+def test_unknown_stage(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: ingest\n  - stage: dedupe\n")
+    assert ":3: stages[1]: unknown stage 'dedupe'; expected one of:" in message
+    assert "dedup" in message and "ingest" in message and "report" in message
+
+
+def test_wrong_type(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: ingest\n  - stage: dedup\n    threshold: high\n")
+    assert ":4: stages[1] (dedup): key 'threshold':" in message
+    assert "valid number" in message and "'high'" in message
+
+
+def test_wrong_engine(tmp_path):
+    message = error_of(tmp_path, "engine: spark\nstages:\n  - stage: ingest\n")
+    assert ":1: key 'engine':" in message and "'local' or 'ray'" in message
+
+
+def test_missing_input(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: dedup\n    input: no/such/corpus.jsonl\n")
+    assert "stages[0]: key 'input': 'no/such/corpus.jsonl' is neither an earlier stage nor an existing path" in message
+
+
+def test_first_stage_without_input(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: dedup\n")
+    assert "stage dedup needs an `input`" in message
+
+
+def test_not_a_mapping_and_not_yaml(tmp_path):
+    assert "a recipe is a mapping with a `stages` list" in error_of(tmp_path, "- just\n- a list\n")
+    assert "not valid YAML" in error_of(tmp_path, "stages: [unclosed\n")
+    with pytest.raises(UserError, match="no such recipe file"):
+        load_recipe(tmp_path / "absent.yaml")
+
+
+def test_duplicate_step_names(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: ingest\n  - stage: ingest\n")
+    assert "a step named 'ingest' comes earlier" in message
+
+
+def test_input_by_stage_name(tmp_path):
+    recipe = load_recipe(write(tmp_path, (
+        "stages:\n  - stage: ingest\n    name: code\n  - stage: ingest\n    name: more\n"
+        "  - stage: dedup\n    input: code\n")))
+    assert recipe.steps[2].input == "@code"
