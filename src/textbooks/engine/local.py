@@ -49,7 +49,7 @@ class LocalEngine(Engine):
         with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             # Keep a bounded number of tasks in flight so that a failure stops the run soon.
             pending = iter(items)
-            running = {pool.submit(fn, item) for item, _ in zip(pending, range(2 * workers))}
+            running = {pool.submit(fn, item) for _, item in zip(range(2 * workers), pending)}
             try:
                 while running:
                     done, running = wait(running, return_when=FIRST_COMPLETED)

@@ -1,0 +1,131 @@
+"""The sections every stage gets (summary, drop reasons with samples, document lengths) and the run overview."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from textbooks.report import fmt, plots, read
+from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
+from textbooks.report.sections import section
+from textbooks.report.stages import StageRun
+
+SAMPLES_PER_REASON = 3
+SAMPLE_LINES = 8
+SAMPLE_LINE_CHARS = 160
+
+
+def label(stage: StageRun) -> str:
+    """The step's name, with the stage that made it when the two differ."""
+    return stage.name if stage.kind == stage.name else f"{stage.name} ({stage.kind})"
+
+
+def overview(stages: list[StageRun]) -> list[Section]:
+    """One row per stage, and the funnel of rows through the run."""
+    columns = ["stage", "rows in", "rows out", "kept", "bytes in", "bytes out", "seconds", "engine"]
+    rows = [[label(stage), fmt.count(stage.stats.get("rows_in")), fmt.count(stage.stats.get("rows_out")),
+             fmt.percent(stage.stats.get("rows_out"), stage.stats.get("rows_in")),
+             fmt.size(stage.stats.get("bytes_in")), fmt.size(stage.stats.get("bytes_out")),
+             fmt.seconds(stage.stats.get("seconds")), str(stage.stats.get("engine", fmt.UNKNOWN))]
+            for stage in stages]
+    sections = [Section("Stages", [Table(columns, rows, "lrrrrrrl")])]
+    counted = [stage for stage in stages if "rows_in" in stage.stats and "rows_out" in stage.stats]
+    if counted:
+        png = plots.funnel([label(stage) for stage in counted], [int(stage.stats["rows_in"]) for stage in counted],
+                           [int(stage.stats["rows_out"]) for stage in counted])
+        sections.append(Section("Rows through the stages", [
+            Figure("funnel", png, "Rows into and out of each stage, in the order the stages finished.")]))
+    return sections
+
+
+@section()
+def summary(stage: StageRun) -> Section:
+    """The stage's stats.json in words, its counters and the settings it ran with."""
+    stats = stage.stats
+    rows = [
+        ["made by stage", stage.kind],
+        ["rows in", fmt.count(stats.get("rows_in"))],
+        ["rows out", fmt.count(stats.get("rows_out"))],
+        ["rows kept", fmt.percent(stats.get("rows_out"), stats.get("rows_in"))],
+        ["bytes in", fmt.size(stats.get("bytes_in"))],
+        ["bytes out", fmt.size(stats.get("bytes_out"))],
+        ["seconds (wall)", fmt.seconds(stats.get("seconds"))],
+        ["seconds (sum over tasks)", fmt.seconds(stats.get("task_seconds"))],
+        ["shards", fmt.count(stats.get("shards"))],
+        ["engine", str(stats.get("engine", fmt.UNKNOWN))],
+        ["finished", fmt.when(stage.marker.get("finished"))],
+        ["fingerprint", str(stage.marker.get("fingerprint", fmt.UNKNOWN))],
+    ]
+    blocks: list[Block] = [Table(["", "value"], rows, "ll")]
+    if not stats:
+        blocks.insert(0, Paragraph("This stage wrote no stats.json, so its counts are unknown."))
+    if stats.get("counters"):
+        counters = [[name, f"{value:,.6g}"] for name, value in sorted(stats["counters"].items())]
+        blocks += [Subheading("Counters"), Table(["counter", "value"], counters, "lr")]
+    if stats.get("config"):
+        blocks += [Subheading("Settings"), Preformatted(json.dumps(stats["config"], indent=2, sort_keys=True))]
+    return Section("Summary", blocks)
+
+
+def excerpt(text: str) -> str:
+    """The first lines of a text, each cut short, saying how much was left out."""
+    lines = text.splitlines()
+    shown = [line if len(line) <= SAMPLE_LINE_CHARS else line[:SAMPLE_LINE_CHARS] + "…"
+             for line in lines[:SAMPLE_LINES]]
+    if len(lines) > SAMPLE_LINES:
+        shown.append(f"… ({len(lines) - SAMPLE_LINES:,} more lines)")
+    return "\n".join(shown)
+
+
+def _sample(row: dict) -> str:
+    duplicate_of = f"\nduplicate of: {row[read.DUPLICATE_OF]}" if row.get(read.DUPLICATE_OF) else ""
+    return f"id: {row['id']}{duplicate_of}\n{excerpt(row['text'] or '')}"
+
+
+def _samples(stage: StageRun, reasons: list[str]) -> list[Block]:
+    blocks: list[Block] = []
+    found = read.drop_samples(stage.dropped, reasons, SAMPLES_PER_REASON)
+    for reason in [*reasons, *sorted(set(found) - set(reasons))]:
+        if found.get(reason):
+            blocks.append(Subheading(f"Dropped as {reason}: the first {len(found[reason])}"))
+            blocks += [Preformatted(_sample(row)) for row in found[reason]]
+    return blocks
+
+
+@section()
+def drop_reasons(stage: StageRun) -> Section | None:
+    """Why rows went, how many, and the first few of each reason to audit the decision by eye."""
+    if "drops" not in stage.stats:
+        return None
+    drops = stage.stats["drops"]
+    if not drops:
+        return Section("Drop reasons", [Paragraph("No rows were dropped.")])
+    ordered = sorted(drops.items(), key=lambda item: (-item[1], item[0]))
+    rows_in = stage.stats.get("rows_in")
+    rows = [[reason, fmt.count(amount), fmt.percent(amount, rows_in)] for reason, amount in ordered]
+    png = plots.drop_bars(stage.name, [reason for reason, _ in ordered], [amount for _, amount in ordered])
+    blocks: list[Block] = [Table(["reason", "rows", "of rows in"], rows, "lrr"),
+                           Figure("drops", png, f"Rows {stage.name} dropped, by reason.")]
+    return Section("Drop reasons", blocks + _samples(stage, [reason for reason, _ in ordered]))
+
+
+def _quantiles(name: str, lengths: np.ndarray) -> list[str]:
+    return [name, fmt.count(len(lengths)), *(fmt.size(point) for point in np.percentile(lengths, [10, 50, 90])),
+            fmt.size(lengths.max())]
+
+
+@section()
+def document_lengths(stage: StageRun) -> Section | None:
+    """Lengths of kept against dropped texts: shows at a glance what a filter cut (only short files?)."""
+    kept = read.text_lengths(stage.path)
+    if not len(kept):
+        return None
+    dropped = read.text_lengths(stage.dropped) if stage.dropped.is_dir() else np.zeros(0, dtype=np.int64)
+    rows = [_quantiles("kept", kept)] + ([_quantiles("dropped", dropped)] if len(dropped) else [])
+    png = plots.length_histogram(stage.name, kept, dropped)
+    return Section("Document lengths", [
+        Table(["rows", "sampled", "10th percentile", "median", "90th percentile", "longest"], rows, "lrrrrr"),
+        Figure("lengths", png, f"Length of each document's text in bytes, {stage.name}, at most "
+                               f"{read.SAMPLE_ROWS:,} rows sampled per dataset (empty texts at 1 B)."),
+    ])

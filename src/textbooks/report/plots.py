@@ -1,0 +1,115 @@
+"""The report's plots, each returned as PNG bytes.
+
+Figures are drawn on an explicit Agg canvas instead of through `pyplot`: that works headless (no display, no
+backend guessing) and leaves the backend of a notebook or any other caller untouched.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import EngFormatter, LogLocator, NullLocator, StrMethodFormatter
+
+KEPT = "#2f6db5"
+INPUT = "#c9d3df"
+DROPPED = "#c0504d"
+WIDTH = 7.5
+DPI = 110
+
+
+def _figure(height: float) -> Figure:
+    figure = Figure(figsize=(WIDTH, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def funnel(stages: list[str], rows_in: list[int], rows_out: list[int]) -> bytes:
+    """Rows in (pale) behind rows out (dark) for each stage, first stage on top."""
+    figure = _figure(0.9 + 0.45 * len(stages))
+    axes = figure.add_subplot()
+    positions = np.arange(len(stages))[::-1]
+    axes.barh(positions, rows_in, color=INPUT, label="rows in")
+    axes.barh(positions, rows_out, height=0.5, color=KEPT, label="rows out")
+    widest = max([*rows_in, *rows_out, 1])
+    for position, count_in, count_out in zip(positions, rows_in, rows_out):
+        kept = f" ({100 * count_out / count_in:.1f}% kept)" if count_in else ""
+        axes.text(max(count_in, count_out) + widest * 0.01, position, f"{count_out:,} of {count_in:,}{kept}",
+                  va="center", fontsize=9)
+    axes.set_yticks(positions, stages)
+    axes.set_xlim(0, widest * 1.45)
+    axes.set_xlabel("rows")
+    figure.legend(loc="outside lower center", ncols=2, fontsize=9, frameon=False)
+    axes.set_title("Rows through the stages")
+    return _png(figure)
+
+
+def drop_bars(stage: str, reasons: list[str], counts: list[int]) -> bytes:
+    """One horizontal bar per drop reason, the most frequent on top."""
+    figure = _figure(0.9 + 0.35 * len(reasons))
+    axes = figure.add_subplot()
+    positions = np.arange(len(reasons))[::-1]
+    axes.barh(positions, counts, color=DROPPED)
+    widest = max([*counts, 1])
+    for position, count in zip(positions, counts):
+        axes.text(count + widest * 0.01, position, f"{count:,}", va="center", fontsize=9)
+    axes.set_yticks(positions, reasons)
+    axes.set_xlim(0, widest * 1.2)
+    axes.set_xlabel("rows dropped")
+    axes.set_title(f"{stage}: rows dropped, by reason")
+    return _png(figure)
+
+
+def _log_bins(values: np.ndarray, count: int = 50) -> np.ndarray:
+    low = max(1, int(values.min()))
+    high = max(low + 1, int(values.max()))
+    return np.unique(np.geomspace(low, high + 1, count))
+
+
+def length_histogram(stage: str, kept: np.ndarray, dropped: np.ndarray) -> bytes:
+    """Document lengths of kept rows (filled) and dropped rows (outline), on a log scale."""
+    figure = _figure(3.2)
+    axes = figure.add_subplot()
+    everything = np.concatenate([kept, dropped])
+    bins = _log_bins(np.maximum(everything, 1))
+    axes.hist(np.maximum(kept, 1), bins=bins, color=KEPT, alpha=0.85, label=f"kept ({len(kept):,} rows)")
+    if len(dropped):
+        axes.hist(np.maximum(dropped, 1), bins=bins, histtype="step", linewidth=1.5, color=DROPPED,
+                  label=f"dropped ({len(dropped):,} rows)")
+    axes.set_xscale("log")
+    axes.xaxis.set_major_formatter(EngFormatter(unit="B"))
+    axes.xaxis.set_minor_locator(NullLocator())  # decades are enough, and each tick costs layout time
+    axes.set_xlabel("document length (bytes of UTF-8 text, log scale)")
+    axes.set_ylabel("documents")
+    axes.legend(fontsize=9, frameon=False)
+    axes.set_title(f"{stage}: document lengths")
+    return _png(figure)
+
+
+def cluster_histogram(stage: str, sizes: np.ndarray) -> bytes:
+    """How many clusters have each size, one stem per size on log-log axes (singletons dwarf the rest)."""
+    figure = _figure(3.2)
+    axes = figure.add_subplot()
+    values, counts = np.unique(sizes, return_counts=True)
+    axes.vlines(values, 0.8, counts, color=KEPT, linewidth=2)
+    axes.plot(values, counts, "o", color=KEPT, markersize=4)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlim(0.8, values.max() * 1.25)
+    axes.set_ylim(0.8, counts.max() * 1.6)
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        axis.set_minor_locator(NullLocator())
+    axes.set_xlabel("cluster size (rows, log scale)")
+    axes.set_ylabel("clusters (log scale)")
+    axes.set_title(f"{stage}: near-duplicate cluster sizes")
+    return _png(figure)
