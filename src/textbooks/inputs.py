@@ -172,17 +172,40 @@ def read_part(
     text_column: str = "text",
     id_column: str = "id",
     source: str | None = None,
+    label: str | None = None,
     on_error: OnError = "fail",
 ) -> Iterator[dict | Malformed]:
-    """Yield the records of one part in a fixed order; see the module docstring for errors."""
+    """Yield the records of one part in a fixed order; see the module docstring for errors.
+
+    `source` fills the `source` column of records that have none (default: the file's or dataset's name).
+    A record without its own id is named by its position, `{label}:{line or row}` (default label: source).
+    """
     if part.kind == "shard":
         yield from data.read_shard(Path(part.path)).to_pylist()
-    elif part.kind == "parquet":
-        yield from _read_parquet(part.path, text_column, id_column, source or Path(part.path).stem)
+        return
+    default_source = {"parquet": Path(part.path).stem, "jsonl": _stem(part.path)}.get(
+        part.kind, part.path.rstrip("/").split("/")[-1])
+    source = source or default_source
+    names = _Names(source, label or source, text_column, id_column)
+    if part.kind == "parquet":
+        yield from _read_parquet(part.path, names)
     elif part.kind == "jsonl":
-        yield from _read_jsonl(part.path, text_column, id_column, source or _stem(part.path), on_error)
+        yield from _read_jsonl(part.path, names, on_error)
     else:
-        yield from _read_hf(part, text_column, id_column, source or part.path.rstrip("/").split("/")[-1])
+        yield from _read_hf(part, names)
+
+
+@dataclass(frozen=True)
+class _Names:
+    """How records are named: the default source, the label of positions, and the text and id fields."""
+
+    source: str
+    label: str
+    text_column: str
+    id_column: str
+
+    def record(self, raw: dict, position: int | str, where: str) -> dict:
+        return _record(raw, f"{self.label}:{position}", self.source, self.text_column, self.id_column, where)
 
 
 def _stem(path: str) -> str:
@@ -193,13 +216,13 @@ def _stem(path: str) -> str:
     return name
 
 
-def _read_parquet(path: str, text_column: str, id_column: str, source: str) -> Iterator[dict]:
+def _read_parquet(path: str, names: _Names) -> Iterator[dict]:
     try:
         reader = pq.ParquetFile(path)
         row = 0
         for batch in reader.iter_batches(batch_size=4096):
             for raw in batch.to_pylist():
-                yield _record(raw, f"{source}:{row}", source, text_column, id_column, f"{path}: row {row}")
+                yield names.record(raw, row, f"{path}: row {row}")
                 row += 1
     except UserError:
         raise
@@ -207,7 +230,7 @@ def _read_parquet(path: str, text_column: str, id_column: str, source: str) -> I
         raise UserError(f"{path}: not a readable Parquet file ({error}); re-create it or remove it") from None
 
 
-def _read_jsonl(path: str, text_column: str, id_column: str, source: str, on_error: OnError):
+def _read_jsonl(path: str, names: _Names, on_error: OnError) -> Iterator[dict | Malformed]:
     try:
         handle = _open_text(path)
         with handle:
@@ -219,13 +242,13 @@ def _read_jsonl(path: str, text_column: str, id_column: str, source: str, on_err
                     raw = json.loads(line)
                     if not isinstance(raw, dict):
                         raise ValueError(f"a JSON {type(raw).__name__}, not an object")
-                    yield _record(raw, f"{source}:{lineno}", source, text_column, id_column, where)
+                    yield names.record(raw, lineno, where)
                 except (ValueError, UserError) as error:
                     if on_error == "fail":
                         message = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
                         raise UserError(f"{where}: malformed record ({message}); fix the line or set "
                                         "on_error: skip to skip and count such lines") from None
-                    yield Malformed(f"{source}:{lineno}", line.rstrip("\n"), source, "malformed_input")
+                    yield Malformed(f"{names.label}:{lineno}", line.rstrip("\n"), names.source, "malformed_input")
     except (OSError, EOFError, UnicodeDecodeError) as error:
         raise UserError(f"{path}: cannot read this file ({error})") from None
     except Exception as error:
@@ -234,7 +257,7 @@ def _read_jsonl(path: str, text_column: str, id_column: str, source: str, on_err
         raise
 
 
-def _read_hf(part: Part, text_column: str, id_column: str, source: str) -> Iterator[dict]:
+def _read_hf(part: Part, names: _Names) -> Iterator[dict]:
     options = part.options
     loaded = _load_hf(part.path, options["split"], options.get("config"), options.get("data_dir"),
                       options.get("streaming", True))
@@ -248,7 +271,7 @@ def _read_hf(part: Part, text_column: str, id_column: str, source: str) -> Itera
         offsets = None
     for position, raw in enumerate(rows):
         row = offsets[position] if offsets is not None else f"{part.index}-{position}"
-        yield _record(dict(raw), f"{source}:{row}", source, text_column, id_column, f"hf:{part.path} row {row}")
+        yield names.record(dict(raw), row, f"hf:{part.path} row {row}")
 
 
 def fingerprint(part: Part) -> dict:

@@ -32,7 +32,8 @@ class LocalEngine(Engine):
     def map(self, fn: Callable[[Any], Any], items: list[Any], desc: str) -> Iterator[Any]:
         if not items:
             return
-        bar = tqdm(total=len(items), desc=desc, unit="shard", dynamic_ncols=True, leave=False)
+        # disable=None: a bar on a terminal, nothing in logs and pipes (the runner prints one line per stage).
+        bar = tqdm(total=len(items), desc=desc, unit="shard", dynamic_ncols=True, leave=False, disable=None)
         try:
             if self.workers == 1 or len(items) == 1:
                 for item in items:
