@@ -206,3 +206,12 @@ def test_demo_second_run_does_no_work(demo_run):
     assert seconds < 10
     for stage in ("ingest", "dedup", "report"):
         assert f"{stage}: done earlier" in again.stdout
+
+
+def test_bad_flag_value_names_the_flag(tmp_path, capsys):
+    from textbooks.cli import main
+
+    assert main(["ingest", "--max-bytes", "lots", "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("textbooks: error: textbooks ingest: flag '--max-bytes': Input should be a valid integer")
+    assert not (tmp_path / "out").exists()

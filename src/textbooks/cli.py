@@ -36,6 +36,16 @@ def _is_bool(annotation: Any) -> bool:
     return annotation is bool
 
 
+def _choices(annotation: Any) -> list[str] | None:
+    """The allowed values of a Literal field (or of a list of Literals, or an optional Literal)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return [str(value) for value in typing.get_args(annotation)]
+    for arg in typing.get_args(annotation):
+        if arg is not type(None) and (found := _choices(arg)):
+            return found
+    return None
+
+
 def _add_config_flags(parser: argparse.ArgumentParser, stage_cls: type[Stage]) -> None:
     group = parser.add_argument_group(f"{stage_cls.name} settings (the same keys as in a recipe)")
     for name, info in stage_cls.Config.model_fields.items():
@@ -45,9 +55,12 @@ def _add_config_flags(parser: argparse.ArgumentParser, stage_cls: type[Stage]) -
         if _is_bool(info.annotation):
             group.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif _is_list(info.annotation):
-            group.add_argument(flag, dest=name, nargs="+", default=None, metavar="VALUE", help=help_text)
+            group.add_argument(flag, dest=name, nargs="+", default=None, choices=_choices(info.annotation),
+                               metavar=None if _choices(info.annotation) else "VALUE", help=help_text)
         else:
-            group.add_argument(flag, dest=name, default=None, metavar=name.upper(), help=help_text)
+            choices = _choices(info.annotation)
+            group.add_argument(flag, dest=name, default=None, choices=choices,
+                               metavar=None if choices else name.upper(), help=help_text)
 
 
 def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
@@ -90,8 +103,7 @@ def _stage_from_args(stage_cls: type[Stage], args: argparse.Namespace) -> Stage:
     try:
         config = stage_cls.Config.model_validate(values)
     except ValidationError as error:
-        message = format_validation_error(error, f"textbooks {stage_cls.name}")
-        raise UserError(message.replace("key '", "flag '--").replace("_", "-")) from None
+        raise UserError(format_validation_error(error, f"textbooks {stage_cls.name}", flags=True)) from None
     stage_input = getattr(args, "input", None)
     if stage_input is not None:
         from textbooks.inputs import plan_parts

@@ -73,8 +73,12 @@ def _line_of(root: yaml.Node | None, location: tuple[Any, ...]) -> int | None:
     return node.start_mark.line + 1 if node is not None else line
 
 
-def format_validation_error(error: ValidationError, where: str, fields: dict[str, Any] | None = None) -> str:
-    """One line per problem: the key, what is wrong, and what is expected."""
+def format_validation_error(error: ValidationError, where: str, fields: dict[str, Any] | None = None,
+                            flags: bool = False) -> str:
+    """One line per problem: the key (or CLI flag), what is wrong, and what is expected."""
+    def label(key: str) -> str:
+        return f"flag '--{key.replace('_', '-')}'" if flags else f"key '{key}'"
+
     lines = []
     for problem in error.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "(top level)"
@@ -82,9 +86,9 @@ def format_validation_error(error: ValidationError, where: str, fields: dict[str
             allowed = ", ".join(sorted(fields)) if fields else "see the documentation"
             lines.append(f"{where}: unknown key '{key}'; expected one of: {allowed}")
         elif problem["type"] == "missing":
-            lines.append(f"{where}: missing key '{key}'")
+            lines.append(f"{where}: missing {label(key)}")
         else:
-            lines.append(f"{where}: key '{key}': {problem['msg']} (got {problem.get('input')!r})")
+            lines.append(f"{where}: {label(key)}: {problem['msg']} (got {problem.get('input')!r})")
     return "\n".join(lines)
 
 
