@@ -1,0 +1,65 @@
+"""Settings of `textbooks dedup`: the recipe keys and, with `-` for `_`, the command's flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from textbooks.stage import StageConfig
+
+
+class DedupConfig(StageConfig):
+    threshold: float = Field(
+        0.7, gt=0.0, lt=1.0,
+        description="Jaccard similarity of two documents' shingle sets at which they count as "
+                    "near-duplicates; it sets the LSH bands and rows, and the cut-off of verify.")
+    num_perm: int = Field(
+        128, ge=2, le=1024,
+        description="MinHash permutations per document: longer signatures are more exact and slower.")
+    ngram: int = Field(5, ge=1, description="Tokens per shingle; a shorter document is one shingle.")
+    seed: int = Field(1, ge=0, lt=2**32, description="Seed of the MinHash permutations; 1 is datasketch's.")
+    verify: bool = Field(
+        True,
+        description="Check every LSH candidate pair by the exact Jaccard similarity of its shingle sets "
+                    "before joining it, so that no LSH false positive removes a row.")
+    bands: int | None = Field(
+        None, ge=1,
+        description="LSH bands; default: what datasketch.MinHashLSH picks for threshold and num_perm "
+                    "(with only rows set: num_perm // rows).")
+    rows: int | None = Field(
+        None, ge=1, validate_default=True,
+        description="Signature rows per LSH band; default: what datasketch.MinHashLSH picks for threshold "
+                    "and num_perm (with only bands set: num_perm // bands).")
+    normalize: Literal["code", "text"] = Field(
+        "code",
+        description="code: Python tokens without comments or layout, locally bound names renamed by first "
+                    "appearance (text that is not Python: plain tokens); text: lower-cased words.")
+
+    @field_validator("rows")
+    @classmethod
+    def _bands_fit(cls, rows: int | None, info: ValidationInfo) -> int | None:
+        num_perm, bands = info.data.get("num_perm"), info.data.get("bands")
+        shape = given_shape(num_perm, bands, rows) if num_perm else None
+        if shape and (min(shape) < 1 or shape[0] * shape[1] > num_perm):
+            raise ValueError(f"bands x rows must be at most num_perm ({num_perm}); got bands={bands}, "
+                             f"rows={rows}: lower them or raise num_perm")
+        return rows
+
+    def lsh_shape(self) -> tuple[int, int]:
+        """(bands, rows) of the LSH index: the settings, or what datasketch derives from the threshold."""
+        from textbooks.dedup.minhash import optimal_shape
+
+        given = given_shape(self.num_perm, self.bands, self.rows)
+        return given or optimal_shape(self.threshold, self.num_perm)
+
+
+def given_shape(num_perm: int, bands: int | None, rows: int | None) -> tuple[int, int] | None:
+    """(bands, rows) from the settings, the missing one filled in from num_perm; None when neither is set."""
+    if bands and rows:
+        return bands, rows
+    if bands:
+        return bands, num_perm // bands
+    if rows:
+        return num_perm // rows, rows
+    return None

@@ -1,0 +1,93 @@
+"""LSH banding on a signature matrix, and clusters from candidate pairs.
+
+Banding is the one `datasketch.MinHashLSH` does (band `i` is signature rows `i*r .. (i+1)*r`; two documents
+are candidates when any band is equal), vectorised: each band's rows are hashed into one 64-bit key, and one
+stable `argsort` per band puts equal keys next to each other. Within a bucket the members are in dataset
+order, and each member is paired with the one before it: a chain connects the bucket as well as all pairs
+would, with one pair per member instead of a quadratic number, so a bucket of a thousand copies costs a
+thousand checks. When pairs are verified, a member is compared with its predecessor only; a near-duplicate
+it misses there (a false positive sat between them) it meets in the other bands, where the false positive
+is rarely a neighbour again.
+
+`cluster_roots` joins pairs with union-find, the smaller position always becoming the root, so the root of
+each cluster is its first row in dataset order: the row to keep, and the cluster's id.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from textbooks.dedup.shingles import mix64
+
+
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """A `(documents, bands)` array of 64-bit keys, one per band of each signature."""
+    count = signatures.shape[0]
+    shaped = signatures[:, :bands * rows].reshape(count, bands, rows).astype(np.uint64)
+    keys = np.zeros((count, bands), dtype=np.uint64)
+    for row in range(rows):
+        keys = mix64(keys ^ shaped[:, :, row])
+    return keys
+
+
+def candidate_pairs(keys: np.ndarray) -> np.ndarray:
+    """Distinct `(earlier, later)` index pairs that are neighbours in some bucket, sorted."""
+    count = keys.shape[0]
+    found = []
+    for band in range(keys.shape[1]):
+        order = np.argsort(keys[:, band], kind="stable")
+        ordered = keys[order, band]
+        same = ordered[1:] == ordered[:-1]
+        found.append(order[:-1][same].astype(np.int64) * count + order[1:][same])
+    codes = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
+    return np.stack([codes // max(count, 1), codes % max(count, 1)], axis=1)
+
+
+def cluster_roots(parents: np.ndarray, pairs: np.ndarray,
+                  similar: Callable[[int, int], bool] | None = None) -> np.ndarray:
+    """The root of every row after joining the `pairs` that `similar` accepts (all, when it is None).
+
+    `parents` is a starting forest in which every row points at itself or at an earlier row (e.g. the first
+    copy of its exact duplicates).
+    """
+    parent = parents.tolist()
+
+    def find(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]
+            node = parent[node]
+        return node
+
+    for earlier, later in pairs.tolist():
+        first, second = find(earlier), find(later)
+        if first == second:
+            continue
+        if similar is not None and not similar(earlier, later):
+            continue
+        parent[max(first, second)] = min(first, second)
+    roots = np.asarray(parent, dtype=np.int64)
+    while True:
+        jumped = roots[roots]
+        if np.array_equal(jumped, roots):
+            return roots
+        roots = jumped
+
+
+def jaccard_check(values: np.ndarray, offsets: np.ndarray, threshold: float) -> Callable[[int, int], bool]:
+    """Whether two documents' sorted shingle sets have exact Jaccard similarity >= `threshold`."""
+
+    def similar(first: int, second: int) -> bool:
+        left = values[offsets[first]:offsets[first + 1]]
+        right = values[offsets[second]:offsets[second + 1]]
+        if left.size > right.size:
+            left, right = right, left
+        if left.size == 0:
+            return False
+        found = np.searchsorted(right, left)
+        found[found == right.size] = 0
+        shared = int(np.count_nonzero(right[found] == left))
+        return shared >= threshold * (left.size + right.size - shared)
+
+    return similar
