@@ -6,10 +6,13 @@ import gzip
 import json
 import os
 import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
@@ -215,3 +218,29 @@ def test_bad_flag_value_names_the_flag(tmp_path, capsys):
     error = capsys.readouterr().err
     assert error.startswith("textbooks: error: textbooks ingest: flag '--max-bytes': Input should be a valid integer")
     assert not (tmp_path / "out").exists()
+
+
+def test_ray_engine_joins_an_existing_cluster(tmp_path):
+    pytest.importorskip("ray")
+    ray_cli = Path(sys.executable).parent / "ray"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    ray_temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
+    started = subprocess.run([str(ray_cli), "start", "--head", "--num-cpus", "2", "--port", str(port),
+                              "--node-ip-address", "127.0.0.1", "--include-dashboard", "false",
+                              "--temp-dir", ray_temp], capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert started.returncode == 0, started.stderr
+    try:
+        args = ["ingest", "--include", "json/*.py", "--units", "function", "class", "--files-per-task", "2"]
+        on_cluster = textbooks(*args, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
+                               "--out", str(tmp_path / "cluster"), env=env)
+        assert on_cluster.returncode == 0, on_cluster.stderr
+        assert textbooks(*args, "--out", str(tmp_path / "local")).returncode == 0
+    finally:
+        subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120, env=env)
+        shutil.rmtree(ray_temp, ignore_errors=True)
+    assert data.read_stats(tmp_path / "cluster")["engine"] == "ray"
+    assert shard_tables(tmp_path / "cluster") == shard_tables(tmp_path / "local")
