@@ -217,6 +217,13 @@ def test_run_without_finished_stage_is_a_user_error(tmp_path: Path) -> None:
         write_report(tmp_path / "missing", say=lambda line: None)
 
 
+def test_a_dataset_folder_is_not_a_run(finished_run: Path, tmp_path: Path) -> None:
+    dataset = next(path for path in sorted(finished_run.iterdir()) if data.is_complete(path))
+    with pytest.raises(UserError, match="this is a dataset, not a run folder"):
+        write_report(dataset, say=lambda line: None)
+    assert not (dataset / "report.html").exists()
+
+
 def test_lengths_are_sampled(finished_run: Path) -> None:
     everything = text_lengths(finished_run / "ingest")
     assert len(everything) == data.read_stats(finished_run / "ingest")["rows_out"]

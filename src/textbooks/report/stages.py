@@ -33,17 +33,18 @@ def find_stages(run_dir: Path) -> list[StageRun]:
     """Every finished dataset directly under `run_dir`, ordered by the time its marker says it finished."""
     if not Path(run_dir).is_dir():
         raise UserError(f"{run_dir}: no such run folder")
+    if data.is_complete(run_dir):
+        raise UserError(f"{run_dir}: this is a dataset, not a run folder; pass the run folder that holds it")
     stages = []
     for folder in sorted(path for path in Path(run_dir).iterdir() if path.is_dir()):
         marker = data.read_marker(folder)
-        if marker is None:
+        if marker is None or "of" in marker:  # not finished, or the dropped rows of another dataset
             continue
         stats = data.read_stats(folder)
         kind = str(marker.get("stage") or stats.get("stage") or folder.name)
         stages.append(StageRun(folder.name, kind, folder, marker, stats))
     if not stages:
-        hint = " (it is a dataset itself: pass the run folder that holds it)" if data.is_complete(run_dir) else ""
-        raise UserError(f"{run_dir}: no finished stage in this folder{hint}; run a recipe into it first, "
+        raise UserError(f"{run_dir}: no finished stage in this folder; run a recipe into it first, "
                         f"e.g. `textbooks run RECIPE --out {run_dir}`")
     return sorted(stages, key=lambda stage: (_finished(stage.marker), stage.name))
 
