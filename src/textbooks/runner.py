@@ -146,6 +146,7 @@ def run_stage(stage: Stage, out: Path, engine: Engine, say: Callable[[str], None
     fingerprint = stage_fingerprint(stage)
     marker = data.read_marker(out)
     if marker and marker.get("fingerprint") == fingerprint:
+        shutil.rmtree(out / WORK, ignore_errors=True)  # left by a run killed between marker and clean-up
         say(f"{stage.name}: done earlier ({out}), nothing to do")
         return StageOutcome(stage.name, out, "done earlier", data.read_stats(out))
     if marker:
