@@ -51,19 +51,23 @@ def write_table(table: pa.Table, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_json(obj: Any, path: Path) -> None:
-    """Write `obj` as indented JSON to `path` atomically."""
+def write_bytes(content: bytes, path: Path) -> None:
+    """Write `content` to `path` atomically (temporary name, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temporary_sibling(path)
     try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=2, sort_keys=True)
-            handle.write("\n")
+        with open(tmp, "wb") as handle:
+            handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    write_bytes((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"), path)
 
 
 def read_json(path: Path) -> Any:

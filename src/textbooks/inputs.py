@@ -183,8 +183,7 @@ def read_part(
     if part.kind == "shard":
         yield from data.read_shard(Path(part.path)).to_pylist()
         return
-    default_source = {"parquet": Path(part.path).stem, "jsonl": _stem(part.path)}.get(
-        part.kind, part.path.rstrip("/").split("/")[-1])
+    default_source = stem(part.path) if part.kind in ("parquet", "jsonl") else part.path.rstrip("/").split("/")[-1]
     source = source or default_source
     names = _Names(source, label or source, text_column, id_column)
     if part.kind == "parquet":
@@ -208,9 +207,10 @@ class _Names:
         return _record(raw, f"{self.label}:{position}", self.source, self.text_column, self.id_column, where)
 
 
-def _stem(path: str) -> str:
+def stem(path: str) -> str:
+    """The file name without its input suffixes: `data.jsonl.gz` -> `data`."""
     name = Path(path).name
-    for suffix in sorted(JSONL_SUFFIXES, key=len, reverse=True):
+    for suffix in sorted(JSONL_SUFFIXES + PARQUET_SUFFIXES, key=len, reverse=True):
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return name

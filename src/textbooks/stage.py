@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from textbooks.errors import UserError
 
 DROP_REASON = "drop_reason"
+DUPLICATE_OF = "duplicate_of"  # on a dropped duplicate: the id of the row kept in its place
 
 
 class StageConfig(BaseModel):

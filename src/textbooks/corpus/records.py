@@ -59,15 +59,7 @@ def source_name(config: IngestConfig) -> str:
     if config.source == "hf":
         return (config.dataset or "").rstrip("/").split("/")[-1]
     root = _input_root(config)
-    return root.name if root.is_dir() else _without_suffix(root.name)
-
-
-def _without_suffix(name: str) -> str:
-    """`data.jsonl.gz` -> `data`."""
-    for suffix in sorted(inputs.JSONL_SUFFIXES + inputs.PARQUET_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[:-len(suffix)]
-    return name
+    return root.name if root.is_dir() else inputs.stem(root.name)
 
 
 def _label(part: inputs.Part, config: IngestConfig) -> str:

@@ -14,9 +14,8 @@ import pyarrow as pa
 
 from textbooks.corpus.filters import split_lines
 from textbooks.dedup.exact import normalized_hash
-from textbooks.stage import DROP_REASON, with_drop_reason
+from textbooks.stage import DROP_REASON, DUPLICATE_OF, with_drop_reason
 
-DUPLICATE_OF = "duplicate_of"
 
 SCHEMA = pa.schema([
     ("id", pa.string()),

@@ -39,7 +39,7 @@ def parse_python(text: str) -> ast.Module | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SyntaxWarning for odd escapes is about the code, not for us
             return ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):  # ValueError: NUL bytes
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):  # ValueError: NUL bytes
         return None
 
 

@@ -30,10 +30,9 @@ from textbooks.dedup.shingles import shingle_sets, token_hashes
 from textbooks.dedup.tokens import code_tokens, text_tokens
 from textbooks.errors import UserError
 from textbooks.inputs import Part, fingerprint, plan_parts, read_part
-from textbooks.stage import DROP_REASON, ShardResult, Stage, WorkShard, register, with_drop_reason
+from textbooks.stage import DROP_REASON, DUPLICATE_OF, ShardResult, Stage, WorkShard, register, with_drop_reason
 
 CLUSTER = "minhash_cluster"
-DUPLICATE_OF = "duplicate_of"
 SIGNATURES = "signatures"
 NEAR, EXACT = "near_duplicate", "exact_duplicate"
 

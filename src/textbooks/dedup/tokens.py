@@ -22,6 +22,8 @@ import re
 import types
 import warnings
 
+from textbooks.corpus.units import parse_python
+
 # One alternative per Python token class. Names come first (most tokens are names) and take a string right
 # after them along (`f"..."`, `rb'...'`: a prefix is part of its string); strings come before comments so that
 # a `#` inside one is not misread, and each string pattern is unrolled, so no input makes it backtrack. A
@@ -97,11 +99,8 @@ def local_names(text: str) -> set[str] | None:
 
 def _ast_local_names(text: str) -> set[str] | None:
     """Every name a fragment binds, for text that parses but does not compile (a function body on its own)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+    tree = parse_python(text)
+    if tree is None:
         return None
     names: set[str] = set()
     for node in ast.walk(tree):

@@ -16,10 +16,9 @@ import pyarrow.parquet as pq
 
 from textbooks import data
 from textbooks.errors import UserError
-from textbooks.stage import DROP_REASON
+from textbooks.stage import DROP_REASON, DUPLICATE_OF
 
 SAMPLE_ROWS = 200_000
-DUPLICATE_OF = "duplicate_of"
 
 
 def _schema_names(path: Path) -> list[str]:

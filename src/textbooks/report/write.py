@@ -8,10 +8,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -58,15 +56,6 @@ def build_chapters(stages: list[StageRun]) -> list[Chapter]:
     return chapters
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(content)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def image_path(chapter: Chapter, figure: Figure) -> str:
     """Where the Markdown finds a figure, relative to the run folder."""
     return f"{FILES}/{chapter.key}-{figure.name}.png"
@@ -83,7 +72,7 @@ def _write_images(run_dir: Path, chapters: list[Chapter]) -> None:
                 if path in written:
                     raise ValueError(f"two figures named {figure.name!r} in chapter {chapter.title!r}; "
                                      "give each figure of a stage's sections its own name")
-                _write_atomic(path, figure.png)
+                data.write_bytes(figure.png, path)
                 written.add(path)
     for stale in set((run_dir / FILES).glob("*.png")) - written:
         stale.unlink()
@@ -104,8 +93,8 @@ def write_report(run_dir: Path, title: str = "textbooks run", say: Callable[[str
              f"{run_dir.resolve().name}; report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     _write_images(run_dir, chapters)
     markdown = to_markdown(title, intro, chapters, image_path)
-    _write_atomic(run_dir / MARKDOWN, markdown.encode("utf-8"))
-    _write_atomic(page, to_html(title, intro, chapters).encode("utf-8"))
+    data.write_bytes(markdown.encode("utf-8"), run_dir / MARKDOWN)
+    data.write_bytes(to_html(title, intro, chapters).encode("utf-8"), page)
     data.write_json(fingerprint, run_dir / FILES / FINGERPRINT)
     say(f"report: {page}")
     return page
