@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
+from textbooks import data
 from textbooks.errors import UserError
 
 DROP_REASON = "drop_reason"
@@ -51,8 +52,6 @@ class WorkShard:
         return self.folder / f"map-{self.index:05d}.{what}.parquet"
 
     def read(self, what: str) -> pa.Table | None:
-        from textbooks import data
-
         path = self.path(what)
         return data.read_shard(path) if path.is_file() else None
 
