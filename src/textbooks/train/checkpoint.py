@@ -1,0 +1,162 @@
+"""Checkpoints: everything a run needs to continue exactly, written so a kill never leaves half of one.
+
+    OUT/checkpoints/step-0001000/    a model folder (model.safetensors, model.json, tokenizer/; for other
+                                     transformers models a save_pretrained folder) plus
+        optimizer.pt                 AdamW state (under FSDP gathered, keyed by parameter name)
+        trainer.pt                   grad scaler and the RNG states of every rank (python, numpy, torch, CUDA)
+        trainer.json                 step, data position, best validation so far, world size, settings
+        _COMPLETE                    written last
+    OUT/best/                        the model with the lowest validation loss, and trainer.json (step, val_loss)
+
+A checkpoint is written under a temporary name, finished with `_COMPLETE`, and renamed into place; a folder
+without the marker is ignored and removed. The newest `keep_checkpoints` are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textbooks import data
+from textbooks.errors import UserError
+from textbooks.model.io import COMPLETE
+
+CHECKPOINTS = "checkpoints"
+BEST = "best"
+TRAINER_JSON = "trainer.json"
+TRAINER_STATE = "trainer.pt"
+OPTIMIZER = "optimizer.pt"
+STEP_FOLDER = re.compile(r"step-(\d+)")
+
+WriteContents = Callable[[Path], None]
+
+
+def step_folder(out: Path, step: int) -> Path:
+    return Path(out) / CHECKPOINTS / f"step-{step:07d}"
+
+
+def complete_checkpoints(out: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every finished checkpoint, oldest first."""
+    folder = Path(out) / CHECKPOINTS
+    if not folder.is_dir():
+        return []
+    found = []
+    for item in folder.iterdir():
+        match = STEP_FOLDER.fullmatch(item.name)
+        if match and (item / COMPLETE).is_file():
+            found.append((int(match.group(1)), item))
+    return sorted(found)
+
+
+def clean_unfinished(out: Path) -> list[Path]:
+    """Remove checkpoint folders a kill left without `_COMPLETE`, and temporaries; returns what was removed."""
+    removed = []
+    folder = Path(out) / CHECKPOINTS
+    if folder.is_dir():
+        for item in folder.iterdir():
+            if item.is_dir() and not (STEP_FOLDER.fullmatch(item.name) and (item / COMPLETE).is_file()):
+                shutil.rmtree(item)
+                removed.append(item)
+    best, old = Path(out) / BEST, Path(out) / f".{BEST}.old"
+    if old.is_dir():  # killed between the two renames of `write_best`: the old best is the one to keep
+        if best.is_dir():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, best)
+    shutil.rmtree(Path(out) / f".{BEST}.tmp", ignore_errors=True)
+    return removed
+
+
+def _write_folder(final: Path, write_contents: WriteContents, marker: bool) -> None:
+    """Fill a temporary sibling of `final`, then rename it into place (replacing an older `final`)."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_contents(tmp)
+    if marker:
+        data.write_bytes(b"", tmp / COMPLETE)
+    old = final.with_name(f".{final.name}.old")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_checkpoint(out: Path, step: int, write_contents: WriteContents) -> Path:
+    """A complete checkpoint folder for `step`, whose files `write_contents(folder)` writes."""
+    final = step_folder(out, step)
+    _write_folder(final, write_contents, marker=True)
+    return final
+
+
+def prune(out: Path, keep: int) -> list[Path]:
+    """Remove all but the newest `keep` complete checkpoints; returns the removed folders."""
+    removed = [folder for _, folder in complete_checkpoints(out)[:-keep]]
+    for folder in removed:
+        shutil.rmtree(folder)
+    return removed
+
+
+def write_best(out: Path, write_model: WriteContents, step: int, val_loss: float) -> None:
+    """Replace OUT/best/ with the model `write_model` writes, and its step and validation loss."""
+    def contents(folder: Path) -> None:
+        write_model(folder)
+        data.write_json({"step": step, "val_loss": val_loss}, folder / TRAINER_JSON)
+
+    _write_folder(Path(out) / BEST, contents, marker=False)
+
+
+def read_best(out: Path) -> dict | None:
+    path = Path(out) / BEST / TRAINER_JSON
+    return data.read_json(path) if path.is_file() else None
+
+
+def read_trainer_json(folder: Path) -> dict:
+    try:
+        return data.read_json(Path(folder) / TRAINER_JSON)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{folder}: checkpoint without a readable {TRAINER_JSON} ({error}); remove the folder "
+                        f"to resume from the one before it") from None
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random number generators (numpy's key as a tensor, so `torch.load` needs no pickles)."""
+    name, key, position, has_gauss, cached = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(key.astype(np.int64)), position, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, key, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, key.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    """`torch.save` under a temporary name and renamed, streamed rather than held twice in memory."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_torch(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError) as error:
+        raise UserError(f"{path} is damaged ({error}); remove its checkpoint folder to resume from the one "
+                        f"before it") from None

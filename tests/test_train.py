@@ -1,0 +1,216 @@
+"""Training: the schedule, the data order, the checks made before any compute, learning on real code, the run
+folder (log, checkpoints, best/), the recipe job, and finetuning a transformers model other than phi."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from train_helpers import TINY_MODEL, make_tokens, one_thread, read_log, tiny_config
+
+from textbooks import data
+from textbooks.errors import UserError
+from textbooks.jobs import run_job
+from textbooks.model import Phi, preset
+from textbooks.model.io import load_model
+from textbooks.tokens import TokenData, open_tokens, write_token_folder
+from textbooks.train.data import TrainWindows, validation_batches
+from textbooks.train.job import TrainJob
+from textbooks.train.metrics import peak_flops_for_name, peak_flops_per_second
+from textbooks.train.schedule import learning_rate
+from textbooks.train.trainer import train
+
+LOG_FIELDS = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "data_wait_s", "step_s", "peak_mem_bytes",
+              "tokens_seen"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory: pytest.TempPathFactory) -> TokenData:
+    return make_tokens(tmp_path_factory.mktemp("train"))
+
+
+def quiet(message: str) -> None:
+    pass
+
+
+def test_schedule_warms_up_then_decays_linearly_to_min_lr() -> None:
+    rate = [learning_rate(step, peak=1e-3, warmup_steps=10, decay_steps=110, min_lr=1e-5) for step in range(120)]
+    assert rate[0] == pytest.approx(1e-4) and rate[9] == pytest.approx(1e-3)  # warm-up endpoints
+    assert max(rate) == pytest.approx(1e-3) and rate[10] == pytest.approx(1e-3)  # peak, where the decay starts
+    assert rate[60] == pytest.approx(1e-5 + (1e-3 - 1e-5) / 2)  # half-way down
+    assert np.all(np.diff(rate[10:111]) < 0)  # linear decay ...
+    assert np.allclose(np.diff(rate[10:110]), np.diff(rate[10:110])[0])
+    assert rate[110:] == [1e-5] * 10  # ... to min_lr, then held
+    assert learning_rate(0, 1e-4, 0, 100) == 1e-4  # no warm-up: the peak at once
+
+
+def test_phase_defaults_are_the_papers() -> None:
+    pretrain, finetune = tiny_config(lr=None, batch_size=None, max_steps=None, warmup_steps=None).resolved(), \
+        tiny_config(phase="finetune", lr=None, batch_size=None, max_steps=None, warmup_steps=None).resolved()
+    assert (pretrain.lr, pretrain.warmup_steps, pretrain.weight_decay, pretrain.batch_size, pretrain.max_steps) == \
+        (1e-3, 750, 0.1, 1024, 36000)
+    assert (finetune.lr, finetune.warmup_steps, finetune.weight_decay, finetune.batch_size, finetune.max_steps) == \
+        (1e-4, 50, 0.01, 256, 6000)
+    assert tiny_config(max_steps=24000, decay_steps=36000).resolved().decay_steps == 36000
+
+
+def test_peak_flops_table() -> None:
+    assert peak_flops_for_name("NVIDIA H100 80GB HBM3", torch.bfloat16) == 989e12
+    assert peak_flops_for_name("NVIDIA H100 PCIe", torch.bfloat16) == 756e12
+    assert peak_flops_for_name("NVIDIA A100-SXM4-80GB", torch.float16) == 312e12
+    assert peak_flops_for_name("NVIDIA A10G", torch.bfloat16) == 125e12
+    assert peak_flops_for_name("NVIDIA L4", torch.bfloat16) == 121e12
+    assert peak_flops_for_name("Tesla V100-SXM2-16GB", torch.float16) == 125e12
+    assert peak_flops_for_name("Tesla V100-SXM2-16GB", torch.bfloat16) is None
+    assert peak_flops_for_name("Some Future Accelerator", torch.bfloat16) is None
+    assert peak_flops_per_second(torch.device("cpu"), torch.float32) is None
+
+
+def test_windows_cover_every_window_once_per_epoch_and_ranks_split_each_batch() -> None:
+    stream = np.arange(64 * 10 + 1)  # window w starts with token w * 64
+    whole = TrainWindows(stream, seq_len=64, batch_size=4, micro_batch_size=2, seed=3)
+    visited = [int(first) // 64 for _ in range(5) for inputs, _ in whole.next_batch() for first in inputs[:, 0]]
+    assert sorted(visited[:10]) == sorted(visited[10:]) == list(range(10))  # 20 windows: two whole epochs
+    assert visited[:10] != visited[10:] and (whole.position.epoch, whole.position.index) == (2, 0)
+    ranks = [TrainWindows(stream, 64, 4, 2, seed=3, rank=rank, world_size=2) for rank in (0, 1)]
+    single = TrainWindows(stream, 64, 4, 4, seed=3)
+    for _ in range(4):
+        (inputs, targets), = single.next_batch()
+        shares = [rank.next_batch() for rank in ranks]
+        assert torch.equal(inputs[0::2], shares[0][0][0]) and torch.equal(inputs[1::2], shares[1][0][0])
+        assert torch.equal(inputs[:, 1:], targets[:, :-1])
+    val = validation_batches(stream, 64, windows=5, micro_batch_size=2, rank=1, world_size=2)
+    assert sum(len(x) for x, _ in val) == 2  # 5 rounded down to 4, half each
+
+
+def _assert_refused_before_compute(config, tokens: Path, out: Path, *fragments: str) -> None:
+    started = time.perf_counter()
+    with pytest.raises(UserError) as raised:
+        train(config, tokens, out, say=quiet)
+    assert time.perf_counter() - started < 5
+    assert not out.exists()  # nothing was made: no model, no folder
+    for fragment in fragments:
+        assert fragment in str(raised.value)
+
+
+def test_bad_settings_are_refused_before_any_compute(tokens: TokenData, tmp_path: Path) -> None:
+    folder, out = tokens.folder, tmp_path / "out"
+    _assert_refused_before_compute(tiny_config(batch_size=10, micro_batch_size=4), folder, out,
+                                   "batch_size 10", "micro_batch_size 4", "--batch-size 8 or 12")
+    _assert_refused_before_compute(tiny_config(model="phi-7"), folder, out, "unknown model preset 'phi-7'")
+    _assert_refused_before_compute(tiny_config(vocab_size=256), folder, out, "512 entries", "256 embedding rows",
+                                   "--vocab-size 512")
+    _assert_refused_before_compute(tiny_config(seq_len=2048), folder, out, "max_position_embeddings 1024")
+    _assert_refused_before_compute(tiny_config(model_overrides={**TINY_MODEL, "vocab_size": 600}), folder, out,
+                                   "--vocab-size")
+    _assert_refused_before_compute(tiny_config(fsdp=True), folder, out, "torchrun")
+    _assert_refused_before_compute(tiny_config(precision="fp16"), folder, out, "CUDA")
+    small = write_token_folder(tmp_path / "small", {"train": np.arange(100) % 500, "val": np.arange(40) % 500},
+                               tokens.tokenizer_dir)
+    _assert_refused_before_compute(tiny_config(), small.folder, out, "val split has 40 tokens", "seq_len 64")
+    _assert_refused_before_compute(tiny_config(seq_len=128, model_overrides={**TINY_MODEL}), small.folder, out,
+                                   "train split has 100 tokens")
+
+
+def test_optimizer_decays_only_matrices() -> None:
+    from textbooks.train.trainer import make_optimizer
+
+    model = Phi(preset("tiny", vocab_size=128, **TINY_MODEL))
+    plan = type("PlanLike", (), {"hp": tiny_config().resolved(), "config": tiny_config(),
+                                 "device": torch.device("cpu")})()
+    decayed, plain = make_optimizer(model, plan).param_groups
+    assert decayed["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+    assert all(p.ndim == 2 for p in decayed["params"]) and all(p.ndim == 1 for p in plain["params"])
+    assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
+
+
+def test_tiny_model_learns_code_and_the_run_folder_is_complete(tokens: TokenData, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    summary = train(tiny_config(max_steps=150, checkpoint_every=50, eval_every=25, keep_checkpoints=2),
+                    tokens.folder, out, say=quiet)
+
+    steps, vals = read_log(out)
+    assert [line["step"] for line in steps] == list(range(1, 151))
+    assert all(set(line) == LOG_FIELDS for line in steps)
+    assert all(line["mfu"] is None and line["peak_mem_bytes"] > 0 and line["tokens_per_s"] > 0 for line in steps)
+    assert steps[-1]["tokens_seen"] == 150 * 8 * 64
+    assert [line["step"] for line in vals] == [25, 50, 75, 100, 125, 150]
+    best = min(vals, key=lambda line: line["val_loss"])
+    assert best["val_loss"] < tokens.val_unigram_entropy  # more learnt than token frequencies
+    assert summary["best_val_loss"] == best["val_loss"] and summary["best_step"] == best["step"]
+    assert data.read_json(out / "best" / "trainer.json") == {"step": best["step"], "val_loss": best["val_loss"]}
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert sorted(path.name for path in (out / "checkpoints").iterdir()) == ["step-0000100", "step-0000150"]
+    assert (out / "checkpoints" / "step-0000150" / "_COMPLETE").is_file()
+    assert (out / "best" / "tokenizer" / "tokenizer.json").is_file()
+    model = load_model(out / "best")
+    assert model.config.vocab_size == 512 and model.config.num_hidden_layers == 2
+
+    finetuned = tmp_path / "finetune"  # the paper's second stage, from the run folder (its best/)
+    train(tiny_config(phase="finetune", init=str(out), model_overrides={"resid_pdrop": 0.0}, max_steps=4,
+                      checkpoint_every=4), tokens.folder, finetuned, say=quiet)
+    after = load_model(finetuned / "checkpoints" / "step-0000004")
+    assert after.config.resid_pdrop == 0.0 and after.config.hidden_size == 128
+    assert read_log(finetuned)[0][0]["loss"] < steps[0]["loss"]  # it started from the trained weights
+
+
+def test_train_job_resumes_in_a_recipe_and_skips_when_finished(tokens: TokenData, tmp_path: Path) -> None:
+    out, messages = tmp_path / "train", []
+    job = TrainJob(tiny_config(max_steps=4, checkpoint_every=2), input=str(tokens.folder))
+    job.resume = True
+    stats = run_job(job, out, say=messages.append)
+    assert stats["final_step"] == 4 and stats["val_unigram_entropy"] == tokens.val_unigram_entropy
+    assert data.is_complete(out)
+    run_job(job, out, say=messages.append)
+    assert "done earlier" in messages[-1]
+    plain = TrainJob(tiny_config(max_steps=4, checkpoint_every=2, lr=1e-3), input=str(tokens.folder))
+    with pytest.raises(UserError, match="pass --resume"):
+        run_job(plain, out, say=quiet)
+
+
+def test_finetuning_a_transformers_causal_lm(tokens: TokenData, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    base = tmp_path / "gpt2"
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(n_layer=2, n_embd=64, n_head=2, n_positions=128, vocab_size=tokens.vocab_size,
+                               bos_token_id=tokens.eos_id, eos_token_id=tokens.eos_id)).save_pretrained(base)
+    for item in tokens.tokenizer_dir.iterdir():
+        shutil.copy2(item, base / item.name)
+    out = tmp_path / "finetune"
+    train(tiny_config(phase="finetune", init=f"hf:{base}", model_overrides={}, max_steps=12, warmup_steps=2,
+                      eval_every=4, checkpoint_every=12), tokens.folder, out, say=quiet)
+
+    steps, vals = read_log(out)
+    assert vals[-1]["val_loss"] < vals[0]["val_loss"] and steps[-1]["loss"] < steps[0]["loss"]
+    folder = out / "checkpoints" / "step-0000012"
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    ids = AutoTokenizer.from_pretrained(folder)("def f(x):\n    return x\n", return_tensors="pt").input_ids
+    assert torch.isfinite(model(ids).logits).all()
+    assert math.isclose(data.read_json(out / "best" / "trainer.json")["val_loss"], min(v["val_loss"] for v in vals))
+    assert open_tokens(tokens.folder).vocab_size == model.config.vocab_size
+
+
+def test_finetuning_a_transformers_phi_model_converts_it_to_ours(tokens: TokenData, tmp_path: Path) -> None:
+    from textbooks.model.hf import export_hf
+
+    torch.manual_seed(0)
+    base = export_hf(Phi(preset("tiny", vocab_size=512, **TINY_MODEL)), tmp_path / "phi-hf", tokens.tokenizer_dir)
+    out = tmp_path / "finetune"
+    train(tiny_config(phase="finetune", init=f"hf:{base}", model_overrides={"attention_dropout": 0.0}, max_steps=2,
+                      checkpoint_every=2), tokens.folder, out, say=quiet)
+    model = load_model(out / "checkpoints" / "step-0000002")  # our model folder, not a transformers one
+    assert model.config.attention_dropout == 0.0 and model.config.num_hidden_layers == 2
