@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 # Benchmark data (HumanEval, MBPP, EvalPlus) lives outside the project; tests point the loaders at it.
 TEXTBOOKS_BENCHMARKS ?= $(abspath ../shared/benchmarks)
 export TEXTBOOKS_BENCHMARKS
+# torch is installed on its own, pinned, before the package: left to resolve a range, pip may pick a build with
+# gigabytes of CUDA libraries. Override for another build, e.g. `make demo TORCH="torch==2.13.0 --index-url ..."`.
+TORCH ?= torch==2.13.0
 
 .PHONY: demo test install install-dev clean
 
@@ -13,10 +16,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(VENV)/.installed $@
 

@@ -177,7 +177,7 @@ def test_empty_corpus_exits_2(tmp_path):
 def test_help_lists_every_stage():
     result = textbooks("--help")
     assert result.returncode == 0
-    for command in ("run", "report", "ingest", "dedup"):
+    for command in ("run", "report", "ingest", "dedup", "tokenize", "train", "export-hf", "import-hf"):
         assert f"    {command}" in result.stdout
 
 
@@ -199,6 +199,30 @@ def test_demo_recipe_runs_end_to_end(demo_run):
     assert "report: " in result.stdout and "report.html" in result.stdout
 
 
+def test_demo_model_beats_the_unigram_entropy(demo_run):
+    """The issue's learning check: the tiny preset trained on the demo corpus knows more than token frequencies."""
+    out, _ = demo_run
+    summary = json.loads((out / "pretrain" / "summary.json").read_text())
+    entropy = json.loads((out / "tokenize" / "meta.json").read_text())["val_unigram_entropy"]
+    assert summary["best_val_loss"] < entropy - 0.5, (summary["best_val_loss"], entropy)
+    report = (out / "report.md").read_text()
+    assert "Training" in report and "validation unigram entropy" in report
+
+
+def test_demo_export_loads_in_transformers(demo_run):
+    import torch
+    from transformers import AutoTokenizer, PhiForCausalLM
+
+    from textbooks.model.io import load_model
+
+    out, _ = demo_run
+    exported = PhiForCausalLM.from_pretrained(out / "export-hf").eval()
+    ours = load_model(out / "pretrain" / "best").eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "export-hf")
+    ids = torch.tensor([tokenizer.encode("def add(a, b):\n    return a + b\n")])
+    torch.testing.assert_close(exported(ids).logits, ours(ids))
+
+
 def test_demo_second_run_does_no_work(demo_run):
     out, _ = demo_run
     root = Path(__file__).resolve().parents[1]
@@ -207,7 +231,7 @@ def test_demo_second_run_does_no_work(demo_run):
     seconds = time.monotonic() - started
     assert again.returncode == 0, again.stderr
     assert seconds < 10
-    for stage in ("ingest", "dedup", "report"):
+    for stage in ("ingest", "dedup", "tokenize", "train", "export-hf"):
         assert f"{stage}: done earlier" in again.stdout
 
 

@@ -24,9 +24,18 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 def test_demo_recipe_loads(repo_root):
     recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
-    assert [step.kind for step in recipe.steps] == ["ingest", "dedup", "report"]
+    assert [step.kind for step in recipe.steps] == ["ingest", "dedup", "tokenize", "train", "export-hf", "report"]
     assert recipe.steps[1].input == "@ingest"
     assert recipe.steps[1].config.threshold == 0.7
+    assert [step.input for step in recipe.steps[2:5]] == ["@dedup", "@tokenize", "@pretrain"]
+    assert recipe.steps[3].name == "pretrain" and recipe.steps[3].config.model == "tiny"
+
+
+def test_job_settings_are_checked(tmp_path):
+    message = error_of(tmp_path, "stages:\n  - stage: tokenize\n    input: .\n    vocab_size: lots\n")
+    assert "recipe.yaml:4" in message and "vocab_size" in message
+    message = error_of(tmp_path, "stages:\n  - stage: train\n    input: .\n    stage_of_training: pretrain\n")
+    assert "unknown key 'stage_of_training'" in message and "phase" in message
 
 
 def test_unknown_stage_key(tmp_path):

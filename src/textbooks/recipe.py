@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from textbooks.errors import UserError
 from textbooks.inputs import HF_PREFIX
+from textbooks.jobs import Job, load_jobs
 from textbooks.stage import Stage, StageConfig, load_stages
 
 STEP_KEYS = ("stage", "name", "input")
@@ -117,8 +118,13 @@ def load_recipe(path: str | Path) -> Recipe:
     return recipe
 
 
+def step_kinds() -> dict[str, type[Stage] | type[Job]]:
+    """Every kind of recipe step but `report`: dataset stages and jobs."""
+    return {**load_stages(), **load_jobs()}
+
+
 def _load_step(path: Path, root: yaml.Node, index: int, entry: Any, earlier: list[Step]) -> Step:
-    registry = load_stages()
+    registry = step_kinds()
     known = sorted([*registry, "report"])
     line = _line_of(root, ("stages", index))
     where = f"{path}:{line}: stages[{index}]"
@@ -140,13 +146,17 @@ def _load_step(path: Path, root: yaml.Node, index: int, entry: Any, earlier: lis
     name = str(entry.get("name") or kind)
     if any(step.name == name for step in earlier):
         raise UserError(f"{where}: a step named {name!r} comes earlier; give this one a different `name`")
-    step_input = _resolve_input(where, kind, entry.get("input"), earlier, registry)
+    takes_input = kind != "report" and _takes_input(registry[kind], config)
+    step_input = _resolve_input(where, kind, entry.get("input"), earlier, takes_input)
     return Step(kind, name, config, step_input)
 
 
-def _resolve_input(where: str, kind: str, value: Any, earlier: list[Step],
-                   registry: dict[str, type[Stage]]) -> str | None:
-    if kind == "report" or not registry[kind].takes_input:
+def _takes_input(kind: type[Stage] | type[Job], config: StageConfig) -> bool:
+    return kind.needs_input(config) if issubclass(kind, Job) else kind.takes_input
+
+
+def _resolve_input(where: str, kind: str, value: Any, earlier: list[Step], takes_input: bool) -> str | None:
+    if not takes_input:
         if value is not None:
             raise UserError(f"{where}: stage {kind} takes no `input`")
         return None

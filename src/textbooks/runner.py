@@ -224,12 +224,16 @@ def _add(into: dict, values: dict) -> None:
 
 def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
                say: Callable[[str], None] = print) -> list[StageOutcome]:
-    """Run every step of `recipe` in order into `out/<step name>`; the report step writes `out/report.html`."""
-    from textbooks.engine import make_engine
-    from textbooks.report import write_report
-    from textbooks.stage import load_stages
+    """Run every step of `recipe` in order into `out/<step name>`; the report step writes `out/report.html`.
 
-    registry = load_stages()
+    Dataset stages share one engine; jobs (tokenize, train, export-hf) run in this process and own their folder.
+    """
+    from textbooks.engine import make_engine
+    from textbooks.jobs import JOBS, run_job
+    from textbooks.recipe import step_kinds
+    from textbooks.report import write_report
+
+    registry = step_kinds()
     settings = recipe.settings
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -241,6 +245,12 @@ def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
                 write_report(out, title=step.config.title, say=say)
                 continue
             step_input = str(out / step.input[1:]) if step.input and step.input.startswith("@") else step.input
+            if step.kind in JOBS:
+                job = JOBS[step.kind](step.config, step_input, run_folder=out)
+                job.resume = True  # a recipe re-run continues a killed job where it can
+                stats = run_job(job, out / step.name, say)
+                outcomes.append(StageOutcome(step.name, out / step.name, "finished", stats))
+                continue
             stage = registry[step.kind](step.config, step_input)
             if engine is None:
                 engine = make_engine(engine_name or settings.engine, settings.workers, settings.ray_address)

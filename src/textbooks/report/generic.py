@@ -43,20 +43,22 @@ def overview(stages: list[StageRun]) -> list[Section]:
 def summary(stage: StageRun) -> Section:
     """The stage's stats.json in words, its counters and the settings it ran with."""
     stats = stage.stats
-    rows = [
-        ["made by stage", stage.kind],
-        ["rows in", fmt.count(stats.get("rows_in"))],
-        ["rows out", fmt.count(stats.get("rows_out"))],
-        ["rows kept", fmt.percent(stats.get("rows_out"), stats.get("rows_in"))],
-        ["bytes in", fmt.size(stats.get("bytes_in"))],
-        ["bytes out", fmt.size(stats.get("bytes_out"))],
-        ["seconds (wall)", fmt.seconds(stats.get("seconds"))],
-        ["seconds (sum over tasks)", fmt.seconds(stats.get("task_seconds"))],
-        ["shards", fmt.count(stats.get("shards"))],
-        ["engine", str(stats.get("engine", fmt.UNKNOWN))],
-        ["finished", fmt.when(stage.marker.get("finished"))],
-        ["fingerprint", str(stage.marker.get("fingerprint", fmt.UNKNOWN))],
-    ]
+    rows = [["made by stage", stage.kind]]
+    if "rows_in" in stats or not stats:  # a dataset stage (jobs such as train count other things)
+        rows += [
+            ["rows in", fmt.count(stats.get("rows_in"))],
+            ["rows out", fmt.count(stats.get("rows_out"))],
+            ["rows kept", fmt.percent(stats.get("rows_out"), stats.get("rows_in"))],
+            ["bytes in", fmt.size(stats.get("bytes_in"))],
+            ["bytes out", fmt.size(stats.get("bytes_out"))],
+        ]
+    rows += [["seconds (wall)", fmt.seconds(stats.get("seconds"))]]
+    if "task_seconds" in stats:
+        rows += [["seconds (sum over tasks)", fmt.seconds(stats.get("task_seconds"))],
+                 ["shards", fmt.count(stats.get("shards"))],
+                 ["engine", str(stats.get("engine", fmt.UNKNOWN))]]
+    rows += [["finished", fmt.when(stage.marker.get("finished"))],
+             ["fingerprint", str(stage.marker.get("fingerprint", fmt.UNKNOWN))]]
     blocks: list[Block] = [Table(["", "value"], rows, "ll")]
     if not stats:
         blocks.insert(0, Paragraph("This stage wrote no stats.json, so its counts are unknown."))

@@ -113,3 +113,32 @@ def cluster_histogram(stage: str, sizes: np.ndarray) -> bytes:
     axes.set_ylabel("clusters (log scale)")
     axes.set_title(f"{stage}: near-duplicate cluster sizes")
     return _png(figure)
+
+
+def _moving_average(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window or window < 2:
+        return values
+    kernel = np.ones(window) / window
+    return np.convolve(values, kernel, mode="valid")
+
+
+def loss_curves(stage: str, steps: list[int], losses: list[float], val_steps: list[int], val_losses: list[float],
+                entropy: float | None) -> bytes:
+    """Training loss per step with its moving average, validation loss, and the unigram-entropy bar."""
+    figure = _figure(3.4)
+    axes = figure.add_subplot()
+    step_array, loss_array = np.asarray(steps), np.asarray(losses, dtype=float)
+    axes.plot(step_array, loss_array, color=INPUT, linewidth=1, label="training loss")
+    window = max(1, len(loss_array) // 25)
+    smooth = _moving_average(loss_array, window)
+    axes.plot(step_array[len(step_array) - len(smooth):], smooth, color=KEPT, linewidth=1.8,
+              label=f"training loss, mean of {window} steps" if window > 1 else None)
+    if val_steps:
+        axes.plot(val_steps, val_losses, "o-", color=DROPPED, markersize=4, linewidth=1.2, label="validation loss")
+    if entropy is not None:
+        axes.axhline(entropy, color="#555555", linestyle="--", linewidth=1, label="validation unigram entropy")
+    axes.set_xlabel("optimizer step")
+    axes.set_ylabel("loss (nats per token)")
+    axes.legend(fontsize=9, frameon=False)
+    axes.set_title(f"{stage}: loss")
+    return _png(figure)

@@ -42,6 +42,7 @@ def load_sections() -> None:
     """Import the modules that register sections (they draw plots, so only when a report is written)."""
     import textbooks.report.generic  # noqa: F401  (first: the generic sections open every chapter)
     import textbooks.report.dedup  # noqa: F401
+    import textbooks.report.training  # noqa: F401
 
 
 def sections_for(stage: StageRun) -> list[Section]:
