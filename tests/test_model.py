@@ -77,6 +77,23 @@ def test_dropout_acts_only_in_train_mode() -> None:
     assert not torch.allclose(model(ids), model(ids))
 
 
+def test_training_path_equals_the_eval_path_when_nothing_is_dropped() -> None:
+    """The CPU training attention (blocks of queries, baddbmm) and loss against SDPA and F.cross_entropy: with a
+    dropout too small to ever fire, train-mode logits, loss and gradients equal eval mode's."""
+    model = small_model(attention_dropout=1e-12, resid_pdrop=0.0)
+    ids = prompt(length=300)  # three query blocks, the last one partial
+    targets = prompt(length=300, seed=2)
+    eval_logits, eval_loss = model(ids, targets)
+    eval_grads = torch.autograd.grad(eval_loss, list(model.parameters()))
+    model.train()
+    train_logits, train_loss = model(ids, targets)
+    train_grads = torch.autograd.grad(train_loss, list(model.parameters()))
+    torch.testing.assert_close(train_logits, eval_logits)
+    torch.testing.assert_close(train_loss, F.cross_entropy(eval_logits.view(-1, VOCAB), targets.view(-1)))
+    for train_grad, eval_grad in zip(train_grads, eval_grads):
+        torch.testing.assert_close(train_grad, eval_grad)
+
+
 def test_cpu_dropout_keeps_the_right_share_and_scales() -> None:
     x = torch.ones(400, 500, requires_grad=True)
     y = dropout(x, 0.25, training=True)
