@@ -110,7 +110,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seq-len", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=2, help="steps per model per timed round")
-    parser.add_argument("--rounds", type=int, default=15, help="timed rounds, alternating which model goes first")
+    parser.add_argument("--rounds", type=int, default=30, help="timed rounds, alternating which model goes first")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model first")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
