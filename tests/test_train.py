@@ -7,13 +7,13 @@ import json
 import math
 import shutil
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from train_helpers import TINY_MODEL, make_tokens, one_thread, read_log, tiny_config
+from train_helpers import single_thread  # noqa: F401  (autouse: torch on one thread)
+from train_helpers import TINY_MODEL, make_tokens, read_log, tiny_config
 
 from textbooks import data
 from textbooks.errors import UserError
@@ -29,12 +29,6 @@ from textbooks.train.trainer import train
 
 LOG_FIELDS = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "data_wait_s", "step_s", "peak_mem_bytes",
               "tokens_seen"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

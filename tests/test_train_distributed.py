@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import make_tokens, one_thread, read_log, run_script, script_args, tiny_config
+from train_helpers import single_thread  # noqa: F401  (autouse: torch on one thread)
+from train_helpers import make_tokens, read_log, run_script, script_args, tiny_config
 
 from textbooks.errors import UserError
 from textbooks.train.trainer import train
 
 DDP = tiny_config(max_steps=6, checkpoint_every=3, eval_every=3)
 FSDP = tiny_config(max_steps=6, checkpoint_every=3, eval_every=3, fsdp=True)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

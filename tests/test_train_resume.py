@@ -6,25 +6,19 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import ONE_THREAD_ENV, make_tokens, one_thread, read_log, run_script, script_args, tiny_config
+from train_helpers import single_thread  # noqa: F401  (autouse: torch on one thread)
+from train_helpers import ONE_THREAD_ENV, make_tokens, read_log, run_script, script_args, tiny_config
 
 from textbooks.errors import UserError
 from textbooks.train.trainer import train
 
 # Killed after the validation of step 15: past the checkpoint of step 10, before the one of step 20.
 CONFIG = tiny_config(max_steps=30, checkpoint_every=10, eval_every=5)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    with one_thread():
-        yield
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 import torch
 
 from textbooks import data
@@ -44,6 +45,13 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Every test of a module that imports this fixture runs torch on one thread."""
+    with one_thread():
+        yield
 
 
 def stdlib_dataset(folder: Path, max_bytes: int = 1_500_000) -> Path:
