@@ -1,0 +1,256 @@
+"""Linux isolation for one sandboxed program: namespaces, a read-only view of the file system, no privileges.
+
+Called in the forked children of a sandbox worker (see `worker.py`), never in the harness:
+
+    enter_namespaces(plan)   # in the outer child: new mount, network and PID namespaces (+ user namespace
+                             # when not root), then every mount read-only except a fresh tmpfs scratch dir
+    mount_proc()             # in the namespace's first process: a /proc that shows only the sandbox
+    drop_privileges(plan)    # in the program's process, last: rlimits, an unprivileged uid (root) or no
+                             # capabilities (user namespace), no_new_privs, die with the parent
+
+As root the program runs as an unprivileged uid (65534 by default) so that RLIMIT_NPROC applies (the kernel
+exempts uid 0 from it) and no file of the host is writable; directories on the interpreter's path that such a
+uid could not traverse (a venv under /root, say) are covered by a tmpfs that re-exposes only the needed
+entries. Without root, an unprivileged user namespace gives the same mount, network and PID isolation. Where
+the kernel refuses (no user namespaces, a seccomp profile that forbids unshare), `probe()` says why and the
+sandbox falls back to rlimits, a process group, a scratch dir and a scrubbed environment, with a warning.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
+_MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
+                       "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_SET_DUMPABLE = 1, 38, 24, 4
+_CAP_VERSION_3 = 0x20080522
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+
+
+@dataclass
+class Limits:
+    """What one program may use. Memory is address space (RLIMIT_AS); CPU seconds default to the wall clock."""
+
+    timeout_s: float = 10.0
+    memory_mb: int = 2048
+    cpu_s: int | None = None
+    processes: int = 32
+    file_size_mb: int = 16
+    open_files: int = 256
+    output_kb: int = 1024  # stdout + stderr; more kills the program
+    scratch_mb: int = 64  # size of the tmpfs scratch dir (namespaced mode)
+
+
+@dataclass
+class Plan:
+    """How a worker isolates its programs; made once per worker by `probe`."""
+
+    scratch: str  # the program's working directory (an empty dir on the host; a tmpfs over it when namespaced)
+    namespaces: bool = False
+    root: bool = False
+    uid: int = 65534
+    gid: int = 65534
+    drop_uid: bool = False  # root: run programs as `uid` (namespaced, or when the interpreter is reachable)
+    reachable: list[str] = field(default_factory=list)  # paths the program must be able to read
+    why_not: str = ""  # why namespaces are off
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, options: str | None = None) -> None:
+    encode = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
+    _check(_libc.mount(encode(source), encode(target), encode(fstype), flags, encode(options)), f"mount {target}")
+
+
+def _mount_points() -> list[tuple[str, set[str]]]:
+    points = []
+    with open("/proc/self/mountinfo", "rb") as info:
+        for line in info:
+            fields = line.split()
+            point = fields[4].decode().replace("\\040", " ")
+            points.append((point, set(fields[5].decode().split(","))))
+    return points
+
+
+def _reachable_for(path: str, uid: int) -> bool:
+    """Whether a process of `uid` (no capabilities, no matching groups) can traverse `path`."""
+    info = os.stat(path)
+    bit = stat.S_IXUSR if info.st_uid == uid else stat.S_IXOTH
+    return bool(info.st_mode & bit)
+
+
+def _expose(paths: list[str], uid: int) -> None:
+    """Cover each untraversable directory on the way to `paths` with a tmpfs that re-binds only what is needed.
+
+    Runs inside the private mount namespace; the host's directories are never chmod-ed.
+    """
+    for _ in range(8):  # each round fixes the outermost blocked directory of every path
+        blocked: dict[str, set[str]] = {}
+        for path in paths:
+            parts = Path(path).parts
+            for depth in range(1, len(parts)):
+                prefix = str(Path(*parts[:depth]))
+                if not _reachable_for(prefix, uid):
+                    blocked.setdefault(prefix, set()).add(parts[depth])
+                    break
+        if not blocked:
+            return
+        for directory, children in blocked.items():
+            held = {child: os.open(os.path.join(directory, child), os.O_PATH) for child in children}
+            _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+            for child, fd in held.items():
+                target = os.path.join(directory, child)
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    os.mkdir(target)
+                else:
+                    open(target, "w").close()
+                _mount(f"/proc/self/fd/{fd}", target, None, MS_BIND | MS_REC)
+                os.close(fd)
+    raise OSError(f"could not make {paths} reachable for uid {uid}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as handle:
+        handle.write(text)
+
+
+def enter_namespaces(plan: Plan, limits: Limits) -> None:
+    """New user (non-root), mount, network and PID namespaces; the host file system becomes read-only.
+
+    The caller forks afterwards: its child is PID 1 of the new PID namespace.
+    """
+    outer_uid, outer_gid = os.getuid(), os.getgid()
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | (0 if plan.root else CLONE_NEWUSER)
+    _check(_libc.unshare(flags), "unshare")
+    if not plan.root:
+        _write("/proc/self/setgroups", "deny")
+        _write("/proc/self/uid_map", f"{outer_uid} {outer_uid} 1")
+        _write("/proc/self/gid_map", f"{outer_gid} {outer_gid} 1")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    if plan.root:
+        _expose(plan.reachable + [plan.scratch], plan.uid)
+    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root else ""
+    _mount("tmpfs", plan.scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={limits.scratch_mb}m{owner}")
+    skip = {plan.scratch}
+    for point, options in _mount_points():
+        if point in skip or point == "/proc" or point.startswith("/proc/"):
+            continue  # /proc is replaced by the sandbox's own, read-only
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY
+        for name, bit in _MOUNT_OPTION_FLAGS.items():
+            if name in options:
+                flags |= bit
+        try:
+            _mount(None, point, None, flags)
+        except OSError:
+            if point == "/":
+                raise
+
+
+def mount_proc() -> None:
+    """In PID 1 of the new namespace: a read-only /proc showing only the sandbox's processes."""
+    try:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    except OSError:
+        pass  # some container runtimes refuse a new procfs; the PID namespace still hides the host's pids
+
+
+def set_limits(limits: Limits) -> None:
+    """rlimits for the program's process (inherited by anything it forks)."""
+    cpu = limits.cpu_s if limits.cpu_s is not None else int(limits.timeout_s) + 1
+    mb = 1024 * 1024
+    for name, value in ((resource.RLIMIT_AS, limits.memory_mb * mb), (resource.RLIMIT_CPU, cpu),
+                        (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_FSIZE, limits.file_size_mb * mb),
+                        (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0)):
+        resource.setrlimit(name, (value, value))
+
+
+def drop_privileges(plan: Plan) -> None:
+    """No way back: an unprivileged uid (as root) or an empty capability set (user namespace)."""
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    if plan.drop_uid:
+        os.setgroups([])
+        os.setresgid(plan.gid, plan.gid, plan.gid)
+        os.setresuid(plan.uid, plan.uid, plan.uid)
+    elif plan.namespaces:
+        for cap in range(64):
+            if _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                break
+        header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+        empty = (ctypes.c_uint32 * 6)()
+        _check(_libc.capset(header, empty), "capset")
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
+
+
+def die_with_parent() -> None:
+    """SIGKILL when the parent process exits (set after any uid change, which clears it)."""
+    _check(_libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0), "prctl(PDEATHSIG)")
+
+
+def interpreter_paths() -> list[str]:
+    """What a program needs to read: the interpreter, its standard library and site-packages."""
+    paths = {os.path.dirname(os.path.realpath(sys.executable)), sys.prefix, sys.base_prefix, sys.exec_prefix}
+    paths.update(entry for entry in sys.path if entry and os.path.isdir(entry))
+    return sorted(os.path.realpath(path) for path in paths)
+
+
+def probe(scratch: str, uid: int = 65534) -> Plan:
+    """Try the namespaced set-up once in a throw-away child; the plan says whether to use it and why not."""
+    plan = Plan(scratch=scratch, root=os.getuid() == 0, uid=uid, gid=uid, reachable=interpreter_paths())
+    plan.drop_uid = plan.root  # what the probe child tries
+    if not sys.platform.startswith("linux"):
+        plan.why_not = f"namespaces need Linux (this is {sys.platform})"
+        return plan
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            enter_namespaces(plan, Limits())
+            child = os.fork()
+            if child == 0:
+                mount_proc()
+                drop_privileges(plan)
+                os.listdir(scratch)  # the program's working directory is usable
+                import encodings.idna  # noqa: F401  (the standard library is readable)
+                os._exit(0)
+            _, status = os.waitpid(child, 0)
+            os.write(write, b"ok" if status == 0 else f"the sandboxed child failed ({status})".encode())
+        except BaseException as error:  # noqa: BLE001 - report any failure to the parent
+            os.write(write, str(error).encode()[:500])
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read().decode(errors="replace")
+    os.waitpid(pid, 0)
+    plan.namespaces = answer == "ok"
+    plan.why_not = "" if plan.namespaces else answer or "the probe child died"
+    plan.drop_uid = plan.root and (plan.namespaces or all(
+        _reachable_for(prefix, uid) for path in plan.reachable + [scratch] for prefix in _prefixes(path)))
+    if plan.drop_uid and not plan.namespaces:
+        os.chown(scratch, uid, uid)
+    return plan
+
+
+def _prefixes(path: str) -> list[str]:
+    parts = Path(path).parts
+    return [str(Path(*parts[:depth])) for depth in range(1, len(parts) + 1)]
