@@ -1,0 +1,1 @@
+"""Evaluation: benchmark problems, EvalPlus-style output comparison and the pass@k estimator."""
