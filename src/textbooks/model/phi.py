@@ -20,6 +20,10 @@ Speed-up over transformers after each change, in `bench/train_speed.py`'s settin
 
 Tried and dropped: q, k and v as one matmul (weights concatenated in forward), 0.97-1.0x of the same without;
 fc1 in that matmul as well, 0.97x. On GPUs the model uses SDPA and `F.dropout` throughout.
+
+Batches of prompts of different lengths go left-padded with an `attention_mask` (1 for real tokens, as in
+transformers): padded keys are masked out and positions count only real tokens, so a padded row computes what
+the prompt alone computes (`tests/test_generate.py`). Without a mask the paths above run unchanged.
 """
 
 from __future__ import annotations
@@ -126,7 +130,10 @@ class PhiAttention(nn.Module):
         self.dense = nn.Linear(d, d, bias=True)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
+        """`cos`/`sin` are (seq, rotary_dim), or (batch, 1, seq, rotary_dim) with per-row positions; `mask`,
+        when given, is the boolean (batch, 1, seq, seen + seq) of keys each query may see (`_padding_mask`)."""
         batch, length, width = x.shape
         shape = (batch, length, self.num_heads, self.head_dim)
         q = self.q_proj(x).view(shape).transpose(1, 2)  # (batch, heads, seq, head_dim)
@@ -138,7 +145,9 @@ class PhiAttention(nn.Module):
             k, v = torch.cat((cache[0], k), dim=2), torch.cat((cache[1], v), dim=2)
         seen = k.shape[2] - length
         dropout_p = self.dropout if self.training else 0.0
-        if seen == 0 and dropout_p > 0 and x.device.type == "cpu":
+        if mask is not None:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        elif seen == 0 and dropout_p > 0 and x.device.type == "cpu":
             out = _attention_with_dropout(q, k, v, dropout_p)
         elif seen == 0:
             out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
@@ -168,10 +177,30 @@ class PhiDecoderLayer(nn.Module):
         self.resid_dropout = Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, tuple]:
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple]:
         h = self.input_layernorm(x)
-        attn, new_cache = self.self_attn(h, cos, sin, cache)
+        attn, new_cache = self.self_attn(h, cos, sin, cache, mask)
         return x + self.resid_dropout(attn) + self.resid_dropout(self.mlp(h)), new_cache
+
+
+def _padding_mask(attention_mask: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attention mask and positions of the last `length` tokens, for left-padded rows.
+
+    `attention_mask` (batch, seen + length) is 1 at real tokens (cached and new), 0 at padding. Returns the
+    boolean (batch, 1, length, seen + length) keys each query may see: real keys up to itself, plus itself (so
+    a padded query's row is never empty, which would give NaN that its value then spreads to later layers; no
+    real query ever sees a padded key), and each token's position (batch, length): real tokens before it in
+    its row, so a row's first real token is at 0 whatever the padding before it.
+    """
+    real = attention_mask.bool()
+    total = real.shape[1]
+    seen = total - length
+    visible = torch.ones(length, total, dtype=torch.bool, device=real.device).tril(diagonal=seen)
+    itself = visible & ~visible.tril(diagonal=seen - 1)
+    mask = (visible & real[:, None, :]) | itself
+    positions = (real.long().cumsum(dim=-1)[:, seen:] - 1).clamp(min=0)
+    return mask[:, None], positions
 
 
 class PhiModel(nn.Module):
@@ -260,18 +289,33 @@ class Phi(nn.Module):
         return cos[start:needed], sin[start:needed]
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None,
-                cache: KVCache | None = None, return_cache: bool = False):
+                cache: KVCache | None = None, return_cache: bool = False,
+                attention_mask: torch.Tensor | None = None):
         """Logits (batch, seq, vocab); with `targets`, `(logits, loss)`; with `return_cache`, the cache last.
 
         `cache` holds the keys and values of earlier positions (from a previous call with `return_cache`).
-        Targets equal to -100 are ignored by the loss.
+        Targets equal to -100 are ignored by the loss. `attention_mask` (batch, cached + seq), 1 at real
+        tokens and 0 at padding, is for left-padded batches: padding is never attended to and positions start
+        at each row's first real token (`_padding_mask`); pass it on every call that uses the cache, grown by
+        the new tokens. Without it every token is real and the unmasked fast paths run.
         """
         start = cache[0][0].shape[2] if cache else 0
-        cos, sin = self.rotary(start, input_ids.shape[1], input_ids.device)
+        length = input_ids.shape[1]
+        mask = None
+        if attention_mask is None:
+            cos, sin = self.rotary(start, length, input_ids.device)
+        else:
+            expected = (input_ids.shape[0], start + length)
+            if tuple(attention_mask.shape) != expected:
+                raise ValueError(f"attention_mask must be (batch, cached + new tokens) = {expected}, got "
+                                 f"{tuple(attention_mask.shape)}")
+            mask, positions = _padding_mask(attention_mask, length)
+            cos, sin = self.rotary(0, start + length, input_ids.device)  # positions < start + length
+            cos, sin = cos[positions][:, None], sin[positions][:, None]  # (batch, 1, seq, rotary_dim): per head
         x = self.model.embed_dropout(self.model.embed_tokens(input_ids))
         new_cache: KVCache = []
         for index, layer in enumerate(self.model.layers):
-            x, layer_cache = layer(x, cos, sin, cache[index] if cache else None)
+            x, layer_cache = layer(x, cos, sin, cache[index] if cache else None, mask)
             if return_cache:
                 new_cache.append(layer_cache)
         logits = self.lm_head(self.model.final_layernorm(x))
