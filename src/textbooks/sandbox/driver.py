@@ -23,13 +23,17 @@ from textbooks.sandbox import values
 RESULT_FD = 3
 
 
-def run(code: str, secret: str, entry_point: str | None, inputs: list | None) -> None:
-    """Run `code` as `__main__` and report through RESULT_FD; never returns."""
+def run(code: str, secret: str, entry_point: str | None, inputs: list | None, presence: bool = False,
+        digest_large: bool = True) -> None:
+    """Run `code` as `__main__` and report through RESULT_FD; never returns. `presence`: report whether each
+    output is not None (bools as they are) instead of the output."""
     write, exit_now, deepcopy, dumps = os.write, os._exit, copy.deepcopy, values.dumps
     stdout, stderr = sys.stdout, sys.stderr
 
     def report(line: str) -> None:
-        write(RESULT_FD, f"{secret} {line}\n".encode())
+        pending = memoryview(f"{secret} {line}\n".encode())
+        while pending:  # a pipe may take a long line in parts
+            pending = pending[write(RESULT_FD, pending):]
 
     def flush() -> None:
         for stream in (stdout, stderr):
@@ -45,7 +49,10 @@ def run(code: str, secret: str, entry_point: str | None, inputs: list | None) ->
             function = namespace[entry_point]
             for arguments in inputs or []:
                 try:
-                    report("out " + dumps(function(*deepcopy(arguments))))
+                    output = function(*deepcopy(arguments))
+                    if presence and type(output) is not bool:
+                        output = output is not None
+                    report("out " + dumps(output, digest_large))
                 except values.Unencodable as error:
                     report(f"err returned {error}")
                 except BaseException as error:  # noqa: BLE001 - any failure of one call is that input's verdict

@@ -48,7 +48,7 @@ class Limits:
     """What one program may use. Memory is address space (RLIMIT_AS); CPU seconds default to the wall clock."""
 
     timeout_s: float = 10.0
-    memory_mb: int = 2048
+    memory_mb: int = 4096  # EvalPlus's default; some MBPP+ reference runs need over 2 GB
     cpu_s: int | None = None
     processes: int = 32
     file_size_mb: int = 16

@@ -23,6 +23,7 @@ import time
 from textbooks.sandbox import driver, isolate, values
 
 _TAIL = 4096
+_RESULT_LIMIT = 256 << 20  # bytes of reported outputs kept per program
 PROGRAM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8",
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -59,7 +60,8 @@ def _program(plan: isolate.Plan, limits: isolate.Limits, request: dict) -> None:
     isolate.die_with_parent()
     inputs = request.get("inputs")
     driver.run(request["code"], request["secret"], request.get("entry_point"),
-               None if inputs is None else [values.decode(arguments) for arguments in inputs])
+               None if inputs is None else [values.decode(arguments) for arguments in inputs],
+               request.get("report", "value") == "is-not-none", request.get("digest_large", True))
 
 
 def _reap_until(child: int) -> int:
@@ -140,7 +142,7 @@ def run_one(plan: isolate.Plan, request: dict) -> dict:
             if not chunk:
                 selector.unregister(key.fd)
             elif key.fd == res_r:
-                result += chunk[: max(0, (64 << 20) - len(result))]
+                result += chunk[: max(0, _RESULT_LIMIT - len(result))]
             else:
                 outputs[key.fd].add(chunk)
         if sum(output.total for output in outputs.values()) > limits.output_kb * 1024:
@@ -158,7 +160,7 @@ def run_one(plan: isolate.Plan, request: dict) -> dict:
         try:
             while chunk := os.read(fd, 65536):
                 if fd == res_r:
-                    result += chunk[: max(0, (64 << 20) - len(result))]
+                    result += chunk[: max(0, _RESULT_LIMIT - len(result))]
                 else:
                     outputs[fd].add(chunk)
         except BlockingIOError:
