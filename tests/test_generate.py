@@ -184,11 +184,13 @@ def test_transformers_completions_equal_ours_on_the_same_weights(model_folder: P
     assert len(set(samples[0] + samples[1])) > 1
 
 
-def test_make_completer_refuses_what_it_cannot_serve(tmp_path: Path) -> None:
+def test_make_completer_refuses_what_it_cannot_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="neither a textbooks model"):
         make_completer(str(tmp_path / "empty"))
-    with pytest.raises(UserError, match="openai:some-model"):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    with pytest.raises(UserError, match="openai:some-model.*OPENAI_API_KEY"):
         make_completer("openai:some-model")
     with pytest.raises(UserError, match="does not exist and is not a hub name"):
         make_completer(str(tmp_path / "missing" / "deeper" / "model"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import shutil
@@ -177,7 +178,7 @@ def test_empty_corpus_exits_2(tmp_path):
 def test_help_lists_every_stage():
     result = textbooks("--help")
     assert result.returncode == 0
-    for command in ("run", "report", "ingest", "dedup", "tokenize", "train", "export-hf", "import-hf"):
+    for command in ("run", "report", "ingest", "dedup", "tokenize", "train", "export-hf", "import-hf", "eval"):
         assert f"    {command}" in result.stdout
 
 
@@ -231,8 +232,27 @@ def test_demo_second_run_does_no_work(demo_run):
     seconds = time.monotonic() - started
     assert again.returncode == 0, again.stderr
     assert seconds < 10
-    for stage in ("ingest", "dedup", "tokenize", "train", "export-hf"):
+    for stage in ("ingest", "dedup", "tokenize", "train", "export-hf", "eval"):
         assert f"{stage}: done earlier" in again.stdout
+
+
+def test_demo_evaluates_its_model(demo_run):
+    """The demo scores its tiny model on the fresh set and on HumanEval (local files), in the sandbox, and
+    reports pass@1 next to the canonical solutions' loss, which must be better than chance."""
+    out, result = demo_run
+    summary = json.loads((out / "eval" / "summary.json").read_text())
+    scores = summary["benchmarks"]
+    assert scores["fresh"]["problems"] >= 50 and scores["humaneval"]["problems"] == 164
+    rows = [json.loads(line) for line in (out / "eval" / "samples.jsonl").read_text().splitlines()]
+    assert len(rows) == scores["fresh"]["samples"] + scores["humaneval"]["samples"]
+    assert {row["status"] for row in rows} <= {"passed", "failed", "timeout"}
+    vocabulary = json.loads((out / "tokenize" / "meta.json").read_text())["vocab_size"]
+    for name in ("fresh", "humaneval"):
+        assert 0 <= scores[name]["pass@k"]["1"] <= 1
+        assert scores[name]["solution_loss"] < math.log(vocabulary) - 1  # well below a uniform guess
+    report = (out / "report.md").read_text()
+    assert "Evaluation" in report and "solution loss" in report and "humaneval" in report
+    assert "eval: humaneval: from" in result.stdout
 
 
 def test_bad_flag_value_names_the_flag(tmp_path, capsys):

@@ -24,11 +24,13 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 def test_demo_recipe_loads(repo_root):
     recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
-    assert [step.kind for step in recipe.steps] == ["ingest", "dedup", "tokenize", "train", "export-hf", "report"]
+    assert [step.kind for step in recipe.steps] == ["ingest", "dedup", "tokenize", "train", "export-hf", "eval",
+                                                    "report"]
     assert recipe.steps[1].input == "@ingest"
     assert recipe.steps[1].config.threshold == 0.7
     assert [step.input for step in recipe.steps[2:5]] == ["@dedup", "@tokenize", "@pretrain"]
     assert recipe.steps[3].name == "pretrain" and recipe.steps[3].config.model == "tiny"
+    assert recipe.steps[5].input == "@pretrain" and recipe.steps[5].config.bench == ["fresh", "humaneval"]
 
 
 def test_job_settings_are_checked(tmp_path):

@@ -6,6 +6,8 @@
     textbooks tokenize --input runs/x/dedup --vocab-size 8192 --out runs/x/tokens
     textbooks train --input runs/x/tokens --model tiny --out runs/x/pretrain [--resume]
     torchrun --nproc_per_node 8 -m textbooks train --input TOKENS --model phi-1 --out runs/phi-1
+    textbooks eval runs/x/pretrain --bench humaneval,mbpp --n 1 --temperature 0 --out runs/x/eval
+    textbooks eval --samples samples.jsonl --bench humaneval --out runs/theirs
     textbooks export-hf runs/x/pretrain runs/x/hf
     textbooks import-hf microsoft/phi-1 --out models/phi-1
     textbooks report runs/demo
@@ -141,7 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
         if not job_cls.own_command:
             continue
         sub = commands.add_parser(name, help=job_cls.summary, description=job_cls.summary)
-        if job_cls.takes_input:
+        if name == "eval":
+            sub.add_argument("input", nargs="?", default=None, metavar="MODEL", help=job_cls.input_help)
+        elif job_cls.takes_input:
             sub.add_argument("--input", default=None, help=job_cls.input_help)
         sub.add_argument("--out", type=Path, required=True, help="the output folder")
         if name == "train":

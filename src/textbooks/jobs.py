@@ -77,6 +77,7 @@ def register_job(cls: type[Job]) -> type[Job]:
 
 def load_jobs() -> dict[str, type[Job]]:
     """Import the modules that register jobs, and return the registry."""
+    import textbooks.evaluate.job  # noqa: F401
     import textbooks.model.jobs  # noqa: F401
     import textbooks.pack  # noqa: F401
     import textbooks.train.job  # noqa: F401

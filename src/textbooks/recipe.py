@@ -169,6 +169,6 @@ def _resolve_input(where: str, kind: str, value: Any, earlier: list[Step], takes
         raise UserError(f"{where}: key 'input': expected a stage name, a path or hf:NAME (got {value!r})")
     if any(step.name == value for step in earlier):
         return f"@{value}"
-    if value.startswith(HF_PREFIX) or any(ch in value for ch in "*?[") or Path(value).exists():
+    if value.startswith((HF_PREFIX, "openai:")) or any(ch in value for ch in "*?[") or Path(value).exists():
         return value
     raise UserError(f"{where}: key 'input': {value!r} is neither an earlier stage nor an existing path")

@@ -2,24 +2,26 @@
 
     completer = make_completer("runs/phi-1")                   # ours: a model or run folder (best/, checkpoint)
     completer = make_completer("microsoft/phi-1")              # any transformers causal LM, by name or folder
+    completer = make_completer("openai:MODEL", CompleterOptions(base_url="http://localhost:8000/v1"))  # a server
     completions = completer.complete(prompts, n=1, temperature=0.0, max_new_tokens=512)  # [[str]] per prompt
 
 A provider is a small class behind `Completer`, registered by prefix in `PROVIDERS` (`ours:`, `hf:`, and
-`openai:` for an OpenAI-compatible endpoint through `textbooks.llm`, to be filled in); `make_completer` picks
-one from the prefix, or from what a path holds. The local providers sort prompts by token length into batches
-(least padding), decode greedily at temperature 0 (once per prompt, repeated n times) and by nucleus sampling
-from a seeded generator otherwise, stop a row as soon as its text holds a stop sequence, and return each
+`openai:` for an OpenAI-compatible server through `textbooks.llm`, see `EndpointCompleter`); `make_completer`
+picks one from the prefix, or from what a path holds. The local providers sort prompts by token length into
+batches (least padding), decode greedily at temperature 0 (once per prompt, repeated n times) and by nucleus
+sampling from a seeded generator otherwise, stop a row as soon as its text holds a stop sequence, and return each
 completion cut by `truncate_completion`. Tokens are decoded without special tokens and without transformers'
 clean-up of spaces, so code comes back byte for byte.
 """
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm.auto import tqdm
@@ -31,6 +33,7 @@ from textbooks.model.io import load_model, resolve_model_folder, tokenizer_folde
 
 # Codex's stops for HumanEval (Chen et al. 2021): the start of the next top-level statement after the body.
 STOP_SEQUENCES = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
+API_STOP_LIMIT = 4  # OpenAI's /v1/completions refuses more than 4 stop strings
 
 
 def truncate_completion(text: str, stops: Sequence[str] = STOP_SEQUENCES) -> str:
@@ -55,7 +58,11 @@ class CompleterOptions:
     device: str = "cpu"
     dtype: torch.dtype | None = None  # None: as saved
     tokenizer: str | None = None  # ours: a tokenizer folder or hub name, when the model folder has none
-    progress: bool = True  # a progress bar over prompts
+    progress: bool = True  # a progress bar over prompts (openai: over requests)
+    base_url: str | None = None  # openai: the server (None: $OPENAI_BASE_URL, else OpenAI's)
+    api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (a loopback server needs none)
+    concurrency: int = 8  # openai: requests in flight at once
+    endpoint: Literal["completions", "chat"] = "completions"  # openai: /v1/completions, or chat for chat models
 
 
 class Completer(ABC):
@@ -206,17 +213,92 @@ class HFCompleter(_LocalCompleter):
         return [self._decode(row) for row in output[:, width:].tolist()]
 
 
-def _endpoint(target: str, options: CompleterOptions) -> Completer:
-    """The `openai:MODEL` hook: a `Completer` over `textbooks.llm`'s OpenAI-compatible client belongs here."""
-    raise UserError(f"openai:{target}: completions from an OpenAI-compatible endpoint are not available yet; "
-                    f"pass a textbooks model folder or a transformers model")
+CHAT_REQUEST = ("Complete the following Python function. Reply with the whole function, signature included, "
+                "in one ```python code block.\n\n```python\n{prompt}\n```")
+_CODE_BLOCK = re.compile(r"```(?:python|py)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
+_DEF_NAME = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)[ \t]*\(", re.MULTILINE)
+_DOCSTRING = re.compile(r"\s*[rRuU]?(\"\"\"|\'\'\').*?\1[^\n]*(?:\n|$)", re.DOTALL)
+
+
+def _header(name: str) -> re.Pattern[str]:
+    """`def name(` through the first `)` after which the line ends with `:` (a comment allowed)."""
+    definition = rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\("
+    return re.compile(definition + r".*?\)[^\n]*:[ \t]*(?:#[^\n]*)?(?:\n|$)", re.MULTILINE | re.DOTALL)
+
+
+def completion_from_reply(prompt: str, reply: str) -> str:
+    """A chat model's reply turned into a continuation of `prompt` (not yet cut at the stops).
+
+    The code is the first ```python (or ```py) block of the reply, else the whole reply. When the prompt
+    defines functions, the last one is the function to complete; if the code defines it too (it repeats the
+    signature), the continuation is what follows its header (`def NAME(` to the first `)` whose line ends
+    with `:`) and the docstring right after the header, if there is one. Otherwise (the reply is the body
+    alone, or the prompt has no `def`, as MBPP's) the code is the continuation as it stands. This assumes
+    the prompt ends with the signature and docstring, as HumanEval's and MBPP's prompts do.
+    """
+    block = _CODE_BLOCK.search(reply)
+    code = block.group(1) if block else reply
+    names = _DEF_NAME.findall(prompt)
+    header = _header(names[-1]).search(code) if names else None
+    if header is None:
+        return code
+    docstring = _DOCSTRING.match(code, header.end())
+    return code[docstring.end() if docstring else header.end():]
+
+
+class EndpointCompleter(Completer):
+    """`openai:MODEL`: a model behind an OpenAI-compatible server (OpenAI, vLLM, llama.cpp, TGI), reached
+    through `textbooks.llm.LLMClient`, which owns concurrency, retries and the progress bar.
+
+    `completions` (base code models) continues each prompt on `/v1/completions`; the server gets the first
+    `API_STOP_LIMIT` stops and all of them are applied here. `chat` (chat-only models) asks for the function
+    in a code block (`CHAT_REQUEST`) and makes a continuation of the reply with `completion_from_reply`. Each
+    sample is its own request, since seeds and `n` > 1 are not served alike everywhere (so `options.seed` does
+    not apply and samples are not reproducible); at temperature 0 one request per prompt is repeated n times,
+    as the local completers do. A request the server refuses, or that fails after every retry, raises the
+    client's `LLMError` (a `UserError`) with the server's message.
+    """
+
+    def __init__(self, model: str, options: CompleterOptions = CompleterOptions()) -> None:
+        from textbooks.llm import LLMClient, LLMConfig  # the openai SDK takes seconds to import
+
+        if options.endpoint not in ("completions", "chat"):
+            raise UserError(f"openai:{model}: endpoint must be 'completions' or 'chat', got {options.endpoint!r}")
+        if options.concurrency < 1:
+            raise UserError(f"openai:{model}: concurrency must be at least 1, got {options.concurrency}")
+        config = LLMConfig(model=model, base_url=options.base_url, api_key_env=options.api_key_env,
+                           concurrency=options.concurrency)
+        try:
+            self.client = LLMClient(config)
+        except UserError as error:
+            raise UserError(f"openai:{model}: {error}") from None
+        self.options = options
+
+    def complete(self, prompts: list[str], n: int = 1, temperature: float = 0.0, top_p: float = 0.95,
+                 max_new_tokens: int = 512) -> list[list[str]]:
+        if n < 1:
+            raise UserError(f"n must be at least 1, got {n}")
+        samples = n if temperature > 0 else 1  # greedy gives one answer: ask once
+        requests = [prompt for prompt in prompts for _ in range(samples)]
+        settings: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens,
+                    "progress": self.options.progress}
+        if self.options.endpoint == "chat":
+            messages = [[{"role": "user", "content": CHAT_REQUEST.format(prompt=prompt.rstrip("\n"))}]
+                        for prompt in requests]
+            replies = self.client.chat_many(messages, **settings)
+            texts = [completion_from_reply(prompt, reply.text) for prompt, reply in zip(requests, replies)]
+        else:
+            stops = [stop for stop in self.options.stops if stop][:API_STOP_LIMIT]
+            texts = [reply.text for reply in self.client.complete_many(requests, stop=stops or None, **settings)]
+        completions = [truncate_completion(text, self.options.stops) for text in texts]
+        return [completions[index * samples:(index + 1) * samples] * (n // samples) for index in range(len(prompts))]
 
 
 # prefix -> provider, each built as `provider(target, options)`
 PROVIDERS: dict[str, Callable[[str, CompleterOptions], Completer]] = {
     "ours": OursCompleter,
     "hf": HFCompleter,
-    "openai": _endpoint,
+    "openai": EndpointCompleter,
 }
 
 
@@ -249,5 +331,5 @@ def make_completer(model_spec: str, options: CompleterOptions = CompleterOptions
                     f"transformers folder or name, or one of the prefixes {', '.join(f'{p}:' for p in PROVIDERS)}")
 
 
-__all__ = ["PROVIDERS", "STOP_SEQUENCES", "Completer", "CompleterOptions", "HFCompleter", "OursCompleter",
-           "make_completer", "truncate_completion"]
+__all__ = ["PROVIDERS", "STOP_SEQUENCES", "Completer", "CompleterOptions", "EndpointCompleter", "HFCompleter",
+           "OursCompleter", "completion_from_reply", "make_completer", "truncate_completion"]

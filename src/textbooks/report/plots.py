@@ -142,3 +142,25 @@ def loss_curves(stage: str, steps: list[int], losses: list[float], val_steps: li
     axes.legend(fontsize=9, frameon=False)
     axes.set_title(f"{stage}: loss")
     return _png(figure)
+
+
+def eval_scores(stage: str, benchmarks: list[str], pass_at_1: list[float], losses: list[float | None]) -> bytes:
+    """pass@1 per benchmark (left) and the canonical solutions' loss (right, where measured)."""
+    figure = _figure(0.9 + 0.4 * len(benchmarks))
+    left, right = figure.subplots(1, 2, sharey=True)
+    positions = np.arange(len(benchmarks))[::-1]
+    left.barh(positions, [100 * value for value in pass_at_1], color=KEPT)
+    for position, value in zip(positions, pass_at_1):
+        left.text(100 * value + 1, position, f"{100 * value:.1f}%", va="center", fontsize=9)
+    left.set_xlim(0, 110)
+    left.set_xlabel("pass@1 (%)")
+    left.set_yticks(positions, benchmarks)
+    measured = [value if value is not None else 0.0 for value in losses]
+    right.barh(positions, measured, color=DROPPED)
+    for position, value in zip(positions, losses):
+        right.text((value or 0) * 1.02, position, "n/a" if value is None else f"{value:.2f}", va="center",
+                   fontsize=9)
+    right.set_xlim(0, max([*measured, 1.0]) * 1.25)
+    right.set_xlabel("canonical-solution loss (nats/token)")
+    figure.suptitle(f"{stage}: scores")
+    return _png(figure)

@@ -43,6 +43,7 @@ def load_sections() -> None:
     import textbooks.report.generic  # noqa: F401  (first: the generic sections open every chapter)
     import textbooks.report.dedup  # noqa: F401
     import textbooks.report.training  # noqa: F401
+    import textbooks.report.evaluation  # noqa: F401
 
 
 def sections_for(stage: StageRun) -> list[Section]:

