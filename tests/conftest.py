@@ -29,6 +29,16 @@ def shard_tables(folder: Path) -> dict[str, pa.Table]:
             for path in sorted(folder.rglob(data.SHARD_GLOB))}
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked `slow` skip unless TEXTBOOKS_SLOW=1 (the default suite must stay under 15 minutes on 2 cores)."""
+    if os.environ.get("TEXTBOOKS_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: set TEXTBOOKS_SLOW=1 to run it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT

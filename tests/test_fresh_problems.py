@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import ast
 import json
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from textbooks.sandbox import Limits, Sandbox
 
 FRESH = Path(__file__).resolve().parents[1] / "src" / "textbooks" / "evaluate" / "fresh.jsonl"
 KEYS = {"task_id", "prompt", "entry_point", "canonical_solution", "test", "description"}
@@ -18,14 +17,13 @@ MIN_PROBLEMS = 50
 MIN_ASSERTS = 6
 TIMEOUT_S = 10
 
-# Appended to prompt + reference: runs the function's own `>>>` examples; exit status 1 on any failure or none found.
+# Appended to prompt + reference: runs the function's own `>>>` examples; fails on any failure or when none is found.
 DOCTEST_DRIVER = """
 import doctest as _doctest
-import sys as _sys
 _runner = _doctest.DocTestRunner()
 for _example in _doctest.DocTestFinder().find({name}, "{name}", globs=dict(globals())):
     _runner.run(_example)
-_sys.exit(0 if _runner.tries and not _runner.failures else 1)
+assert _runner.tries and not _runner.failures, (_runner.tries, _runner.failures)
 """
 
 
@@ -34,16 +32,6 @@ def load_problems() -> list[dict]:
 
 
 PROBLEMS = load_problems()
-
-
-def passes(program: str) -> bool:
-    """Whether `program` exits with status 0 in an isolated interpreter within the time limit."""
-    try:
-        completed = subprocess.run([sys.executable, "-I", "-c", program], check=False,
-                                   capture_output=True, timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return False
-    return completed.returncode == 0
 
 
 def function_node(problem: dict) -> ast.FunctionDef:
@@ -69,11 +57,12 @@ def programs_for(problem: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def outcomes() -> dict[tuple[str, str], bool]:
-    """Whether each program of each problem passes; every subprocess runs once, two at a time."""
+    """Whether each program of each problem passes in the sandbox; every program runs once, two at a time."""
     programs = {(problem["task_id"], kind): program
                 for problem in PROBLEMS for kind, program in programs_for(problem).items()}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(programs, pool.map(passes, programs.values())))
+    with Sandbox(workers=2, limits=Limits(timeout_s=TIMEOUT_S)) as sandbox:
+        results = sandbox.run_many(programs.values())
+    return {key: outcome.status == "passed" for key, outcome in zip(programs, results)}
 
 
 def test_file_is_well_formed():
