@@ -56,6 +56,8 @@ from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 
+from machine_load import Timings, busy_and_total_ticks
+
 from textbooks.engine.local import available_cores
 from textbooks.evaluate.benchmarks import Problem, load_benchmark
 from textbooks.evaluate.judge import judge, reference_outputs
@@ -68,15 +70,6 @@ TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 EVALPLUS_ALWAYS_FAILS = {"HumanEval/32"}  # evalplus 0.3.1's find_zero oracle never marks an input passed
 
 
-@dataclass
-class Runs:
-    """One side's timed runs: wall seconds, CPU seconds of this process tree, ticks other processes used."""
-
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    others_ticks: int = 0
-    total_ticks: int = 0
-
 
 @dataclass
 class Contest:
@@ -87,7 +80,7 @@ class Contest:
     samples: Samples
     ours: Callable[[], Verdicts]
     theirs: Callable[[], Verdicts]
-    runs: dict[str, Runs] = field(default_factory=lambda: {"ours": Runs(), "peer": Runs()})
+    runs: dict[str, Timings] = field(default_factory=lambda: {"ours": Timings(), "peer": Timings()})
 
 
 # ---- ours ----
@@ -187,17 +180,8 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def busy_and_total_ticks() -> tuple[int, int] | None:
-    """(busy, total) CPU ticks since boot over all CPUs, from /proc/stat; None where there is no such file."""
-    try:
-        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle and iowait
-    return sum(fields) - idle, sum(fields)
 
-
-def timed_run(work: Callable[[], Verdicts], runs: Runs) -> Verdicts:
+def timed_run(work: Callable[[], Verdicts], runs: Timings) -> Verdicts:
     before, cpu_started, started = busy_and_total_ticks(), cpu_seconds(), time.perf_counter()
     verdicts = work()
     wall, cpu, after = time.perf_counter() - started, cpu_seconds() - cpu_started, busy_and_total_ticks()

@@ -25,11 +25,10 @@ import statistics
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import transformers
+from machine_load import Timings, busy_and_total_ticks
 from transformers import PhiForCausalLM
 
 from textbooks.model import ModelConfig, Phi, preset, to_hf_config
@@ -38,24 +37,6 @@ Step = Callable[[], torch.Tensor]
 TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
-def busy_and_total_ticks() -> tuple[int, int] | None:
-    """(busy, total) CPU ticks since boot over all CPUs, from /proc/stat; None where there is no such file."""
-    try:
-        fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except OSError:
-        return None
-    idle = fields[3] + fields[4]  # idle and iowait
-    return sum(fields) - idle, sum(fields)
-
-
-@dataclass
-class Timings:
-    """One model's timed rounds: wall seconds, this process's CPU seconds, and ticks the others used."""
-
-    wall: list[float] = field(default_factory=list)
-    cpu: list[float] = field(default_factory=list)
-    others_ticks: int = 0
-    total_ticks: int = 0
 
 
 def training_step(forward: Callable[[], torch.Tensor], model: torch.nn.Module, dtype: torch.dtype,
