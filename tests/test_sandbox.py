@@ -3,6 +3,7 @@ keeps going within its time bound; nothing outside the scratch dir changes."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -157,6 +158,46 @@ def test_cannot_kill_the_parent(sandbox):
                           "    except OSError:\n        pass\nos.killpg(0, signal.SIGKILL)")
     assert outcome.status in ("failed", "timeout")
     still_works(sandbox)
+
+
+@pytest.fixture(scope="module")
+def one_worker():
+    """Consecutive programs run by the same worker, in the same namespaces."""
+    with Sandbox(workers=1, limits=Limits(timeout_s=3)) as box:
+        yield box
+
+
+def test_nothing_a_program_starts_outlives_it(one_worker):
+    """A daemon that left the program's process group and session is killed with the program: the verdict does
+    not wait for it, and the next program finds no trace of it."""
+    daemon = ("import os, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        time.sleep(20)\n"
+              "        open('late.txt', 'w').write('x')\n    os._exit(0)\n")
+    started = time.monotonic()
+    assert one_worker.run(daemon).status == "passed"
+    assert time.monotonic() - started < 3
+    later = one_worker.run("import json, os\nassert os.listdir('.') == [], os.listdir('.')\n"
+                           "print(json.dumps([os.getpid(), [int(p) for p in os.listdir('/proc') if p.isdigit()]]))")
+    assert later.status == "passed", later
+    own, visible = json.loads(later.stdout)
+    assert set(visible) <= {1, own}, later.stdout  # itself, and at most the worker (PID 1)
+
+
+def test_ipc_objects_do_not_outlive_a_program(one_worker):
+    shm = "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\nshmid = libc.shmget(0x7E57, 4096, {flags})\n"
+    made = one_worker.run(shm.format(flags=0o1600) + "assert shmid >= 0, ctypes.get_errno()")  # IPC_CREAT | 0600
+    assert made.status == "passed", made
+    assert one_worker.run(shm.format(flags=0) + "assert shmid == -1, 'left behind'").status == "passed"
+    import ctypes
+
+    assert ctypes.CDLL(None).shmget(0x7E57, 0, 0) == -1  # and never in the host's IPC namespace
+    queue = ("import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+             "fd = libc.mq_open(b'/textbooks-test', os.O_CREAT | os.O_RDWR, 0o600, None)\nassert fd == -1, fd")
+    assert one_worker.run(queue).status == "passed"  # RLIMIT_MSGQUEUE = 0: no POSIX message queue either
+
+
+def test_a_program_cannot_spoil_the_scratch_dir_for_the_next(one_worker):
+    assert one_worker.run("import os\nos.chmod('.', 0)").status == "passed"
+    assert one_worker.run("open('x', 'w').write('1')").status == "passed"
 
 
 def test_printing_100_mb_is_cut_short(sandbox):

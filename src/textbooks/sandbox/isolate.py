@@ -1,14 +1,16 @@
-"""Linux isolation for one sandboxed program: namespaces, a read-only view of the file system, no privileges.
+"""Linux isolation for sandboxed programs: namespaces, a read-only view of the file system, no privileges.
 
-Called in the forked children of a sandbox worker (see `worker.py`), never in the harness:
+Called in the sandbox worker and the programs it forks (see `worker.py`), never in the harness:
 
-    enter_worker_namespaces(plan)   # once per worker: new mount and network namespaces (+ a user namespace
-                                    # when not root), every mount read-only
-    enter_program_namespaces(plan)  # per program, in the worker's child: new mount and PID namespaces, a
-                                    # fresh tmpfs scratch dir
-    mount_proc()             # in the namespace's first process: a /proc that shows only the sandbox
-    drop_privileges(plan)    # in the program's process, last: rlimits, an unprivileged uid (root) or no
-                             # capabilities (user namespace), no_new_privs, die with the parent
+    enter_worker_namespaces(plan)   # in the launcher, once: new mount, network and PID namespaces (+ a user
+                                    # namespace when not root), every mount read-only; it forks the worker next
+    set_up_worker(plan)             # in the worker, PID 1 of that PID namespace: its own /proc, a tmpfs scratch dir
+    drop_privileges(plan)           # in each program's process: an unprivileged uid (root) or no capabilities
+                                    # (user namespace), no_new_privs
+    set_limits(limits)              # then its rlimits
+    kill_the_namespace()            # in the worker after each program: everything the program started is killed,
+    clear_ipc()                     # its System V IPC objects removed
+    fresh_scratch(plan)             # and the scratch dir is empty again
 
 As root the program runs as an unprivileged uid (65534 by default) so that RLIMIT_NPROC applies (the kernel
 exempts uid 0 from it) and no file of the host is writable; directories on the interpreter's path that such a
@@ -23,17 +25,20 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import signal
 import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
 MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 1024, 2048, 1 << 21, 1 << 24
 _MOUNT_OPTION_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC, "noatime": MS_NOATIME,
                        "nodiratime": MS_NODIRATIME, "relatime": MS_RELATIME}
@@ -56,7 +61,7 @@ class Limits:
     file_size_mb: int = 16
     open_files: int = 256
     output_kb: int = 1024  # stdout + stderr; more kills the program
-    scratch_mb: int = 64  # size of the tmpfs scratch dir (namespaced mode)
+    scratch_mb: int = 64  # size of the tmpfs scratch dir (namespaced mode; one size for the whole sandbox)
 
 
 @dataclass
@@ -64,6 +69,7 @@ class Plan:
     """How a worker isolates its programs; made once per worker by `probe`."""
 
     scratch: str  # the program's working directory (an empty dir on the host; a tmpfs over it when namespaced)
+    scratch_mb: int = 64  # the size of that tmpfs
     namespaces: bool = False
     root: bool = False
     uid: int = 65534
@@ -137,13 +143,17 @@ def _write(path: str, text: str) -> None:
 
 
 def enter_worker_namespaces(plan: Plan) -> None:
-    """Once per worker: new user (non-root), mount and network namespaces, the host file system read-only.
+    """Once, in the worker's launcher: new user (non-root), mount, network, IPC and PID namespaces, the host file
+    system read-only. The caller forks next: its child, PID 1 of the new PID namespace, is the worker.
 
-    Every program of the worker shares these (they leave nothing behind: the file system is read-only and a
-    socket dies with its process); what must be fresh per program is `enter_program_namespaces`.
+    The worker's programs run one at a time in these namespaces and leave nothing behind for the next: the file
+    system is read-only but for the scratch dir, which is emptied (`fresh_scratch`); a socket dies with its
+    process; every process a program started is killed when it ends (`kill_the_namespace`), and so are its
+    System V IPC objects (`clear_ipc`; POSIX message queues are ruled out by RLIMIT_MSGQUEUE = 0).
     """
     outer_uid, outer_gid = os.getuid(), os.getgid()
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET | (0 if plan.root else CLONE_NEWUSER)), "unshare")
+    flags = CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID | CLONE_NEWIPC | (0 if plan.root else CLONE_NEWUSER)
+    _check(_libc.unshare(flags), "unshare")
     if not plan.root:
         _write("/proc/self/setgroups", "deny")
         _write("/proc/self/uid_map", f"{outer_uid} {outer_uid} 1")
@@ -153,7 +163,7 @@ def enter_worker_namespaces(plan: Plan) -> None:
         _expose(plan.reachable + [plan.scratch], plan.uid)
     for point, options in _mount_points():
         if point == "/proc" or point.startswith("/proc/"):
-            continue  # each program gets its own /proc, read-only
+            continue  # the worker mounts its own /proc, read-only
         flags = MS_BIND | MS_REMOUNT | MS_RDONLY
         for name, bit in _MOUNT_OPTION_FLAGS.items():
             if name in options:
@@ -165,22 +175,66 @@ def enter_worker_namespaces(plan: Plan) -> None:
                 raise
 
 
-def enter_program_namespaces(plan: Plan, limits: Limits) -> None:
-    """Per program, in the worker's child: new mount and PID namespaces and a fresh tmpfs scratch dir.
-
-    The caller forks afterwards: its child is PID 1 of the new PID namespace.
-    """
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
-    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root else ""
-    _mount("tmpfs", plan.scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={limits.scratch_mb}m{owner}")
+def set_up_worker(plan: Plan) -> None:
+    """In the worker (PID 1 of its PID namespace): a /proc that shows only that namespace, the scratch tmpfs, and
+    no ptrace or /proc access to the worker for programs of its uid (non-root mode)."""
+    mount_proc()
+    mount_scratch(plan)
+    _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
 
 
 def mount_proc() -> None:
-    """In PID 1 of the new namespace: a read-only /proc showing only the sandbox's processes."""
+    """A read-only /proc of the caller's PID namespace; processes of other users hidden where the kernel can."""
+    for options in ("hidepid=invisible", "hidepid=2", None):
+        try:
+            _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, options)
+            return
+        except OSError:
+            continue  # some container runtimes refuse a new procfs; the PID namespace still keeps the host's pids out
+
+
+def mount_scratch(plan: Plan) -> None:
+    """A fresh tmpfs as the programs' working directory (in the worker's mount namespace)."""
+    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root else ""
+    _mount("tmpfs", plan.scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={plan.scratch_mb}m{owner}")
+
+
+def fresh_scratch(plan: Plan) -> None:
+    """After a program: an empty scratch dir for the next one, a new tmpfs when the last one left anything in it
+    or changed its mode (which takes the same time whatever it left)."""
+    info = os.stat(plan.scratch)
+    if os.listdir(plan.scratch) or stat.S_IMODE(info.st_mode) != 0o700:
+        _check(_libc.umount2(os.fsencode(plan.scratch), MNT_DETACH), f"umount {plan.scratch}")
+        mount_scratch(plan)
+
+
+def kill_the_namespace() -> None:
+    """In the worker, PID 1 of its PID namespace: SIGKILL to every other process in it (and in any namespace a
+    program nested in it). kill(-1) reaches them all, daemons that left the program's process group included,
+    and a fork racing with it is undone by the kernel; the caller then reaps until it has no children."""
+    if os.getpid() != 1:  # anywhere else kill(-1) would reach every process of this user on the machine
+        raise RuntimeError("kill_the_namespace outside a sandbox worker's PID namespace")
     try:
-        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
-    except OSError:
-        pass  # some container runtimes refuse a new procfs; the PID namespace still hides the host's pids
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+_IPC_REMOVE = {"shm": "shmctl", "sem": "semctl", "msg": "msgctl"}
+IPC_RMID = 0
+
+
+def clear_ipc() -> None:
+    """In the worker, after a program: remove any System V shared memory, semaphore set or message queue it left
+    in the worker's IPC namespace (listed in /proc/sysvipc; nearly always empty, so this is a few reads)."""
+    for kind, remove in _IPC_REMOVE.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}") as listing:
+                ids = [int(line.split()[1]) for line in listing.readlines()[1:] if line.strip()]
+        except OSError:
+            continue
+        for ipc_id in ids:
+            getattr(_libc, remove)(ipc_id, *((0, IPC_RMID) if kind == "sem" else (IPC_RMID,)), None)
 
 
 def set_limits(limits: Limits) -> None:
@@ -189,7 +243,8 @@ def set_limits(limits: Limits) -> None:
     mb = 1024 * 1024
     for name, value in ((resource.RLIMIT_AS, limits.memory_mb * mb), (resource.RLIMIT_CPU, cpu),
                         (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_FSIZE, limits.file_size_mb * mb),
-                        (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0)):
+                        (resource.RLIMIT_NOFILE, limits.open_files), (resource.RLIMIT_CORE, 0),
+                        (resource.RLIMIT_MSGQUEUE, 0)):
         resource.setrlimit(name, (value, value))
 
 
@@ -223,31 +278,41 @@ def interpreter_paths() -> list[str]:
 
 
 def probe(scratch: str, uid: int = 65534) -> Plan:
-    """Try the namespaced set-up once in a throw-away child; the plan says whether to use it and why not."""
+    """Try the namespaced set-up once in throw-away children; the plan says whether to use it and why not."""
     plan = Plan(scratch=scratch, root=os.getuid() == 0, uid=uid, gid=uid, reachable=interpreter_paths())
-    plan.drop_uid = plan.root  # what the probe child tries
+    plan.drop_uid = plan.root  # what the probe's program tries
     if not sys.platform.startswith("linux"):
         plan.why_not = f"namespaces need Linux (this is {sys.platform})"
         return plan
     read, write = os.pipe()
+
+    def launcher() -> None:
+        enter_worker_namespaces(plan)
+        worker = os.fork()
+        if worker == 0:
+            _in_child(write, the_worker)
+        _wait_ok(worker, "the worker")
+        os.write(write, b"ok")
+
+    def the_worker() -> None:
+        set_up_worker(plan)
+        program = os.fork()
+        if program == 0:
+            _in_child(write, the_program)
+        _wait_ok(program, "the sandboxed program")
+        kill_the_namespace()
+        clear_ipc()
+        fresh_scratch(plan)
+
+    def the_program() -> None:
+        drop_privileges(plan)
+        set_limits(Limits())
+        open(os.path.join(scratch, "probe"), "w").close()  # the working directory is writable
+        import encodings.idna  # noqa: F401  (the standard library is readable)
+
     pid = os.fork()
     if pid == 0:
-        os.close(read)
-        try:
-            enter_worker_namespaces(plan)
-            enter_program_namespaces(plan, Limits())
-            child = os.fork()
-            if child == 0:
-                mount_proc()
-                drop_privileges(plan)
-                os.listdir(scratch)  # the program's working directory is usable
-                import encodings.idna  # noqa: F401  (the standard library is readable)
-                os._exit(0)
-            _, status = os.waitpid(child, 0)
-            os.write(write, b"ok" if status == 0 else f"the sandboxed child failed ({status})".encode())
-        except BaseException as error:  # noqa: BLE001 - report any failure to the parent
-            os.write(write, str(error).encode()[:500])
-        os._exit(0)
+        _in_child(write, launcher)
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
         answer = pipe.read().decode(errors="replace")
@@ -259,6 +324,28 @@ def probe(scratch: str, uid: int = 65534) -> Plan:
     if plan.drop_uid and not plan.namespaces:
         os.chown(scratch, uid, uid)
     return plan
+
+
+def _in_child(report_fd: int, step) -> None:
+    """In a probe child: run `step`, exit 0; on any failure write why to `report_fd` and exit 1."""
+    try:
+        step()
+    except _ChildFailed:  # the child said why
+        os._exit(1)
+    except BaseException as error:  # noqa: BLE001 - report any failure to the parent
+        os.write(report_fd, (str(error) or type(error).__name__).encode()[:500])
+        os._exit(1)
+    os._exit(0)
+
+
+class _ChildFailed(Exception):
+    pass
+
+
+def _wait_ok(pid: int, what: str) -> None:
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise _ChildFailed(f"{what} failed (wait status {status})")
 
 
 def _prefixes(path: str) -> list[str]:
