@@ -262,6 +262,25 @@ def test_an_object_equal_to_everything_fails_here_but_passes_evalplus(sandbox: S
     assert evalplus_verdict(problem, ALWAYS_EQUAL, references) == "pass"
 
 
+def test_a_float_output_loosens_the_rest_of_its_run_as_in_evalplus(sandbox: Sandbox, cache_dir: Path) -> None:
+    """After a float reference output, evalplus compares every later input of the same run (base or plus) with
+    atol 1e-6; the judge does the same, so a list within 1e-6 of an int reference passes after a float output
+    and fails before one, on both harnesses."""
+    canonical = "def f(x):\n    return 0.5 if x == 0 else [1, 2]\n"
+    near = "def f(x):\n    return 0.5 if x == 0 else [1.0000001, 2]\n"
+    float_first = Problem("Test/float-first", "", "f", canonical, "", "evalplus", base_input=[[0], [1]])
+    float_last = Problem("Test/float-last", "", "f", canonical, "", "evalplus", base_input=[[1], [0]])
+    other_run = Problem("Test/float-in-base", "", "f", canonical, "", "evalplus", base_input=[[0]],
+                        plus_input=[[1]])
+    cases = [(float_first, near), (float_last, near), (other_run, near), (float_last, canonical)]
+    verdicts = judge("mbpp+", [float_first, float_last, other_run], [(p.task_id, c) for p, c in cases], sandbox,
+                     cache_dir=cache_dir)
+    assert [verdict.status for verdict in verdicts] == ["passed", "failed", "failed", "passed"], verdicts
+    references = reference_outputs("mbpp+", [float_first, float_last], sandbox, cache_dir)
+    assert evalplus_verdict(float_first, near, references) == "pass"
+    assert evalplus_verdict(float_last, near, references) == "fail"
+
+
 def test_match_object_tasks_compare_presence(sandbox: Sandbox, cache_dir: Path) -> None:
     by_id = {problem.task_id: problem for problem in problems_of("mbpp+")}
     problems = [by_id[task_id] for task_id in MATCH_TASKS]

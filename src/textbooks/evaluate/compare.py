@@ -33,7 +33,7 @@ could not produce or for NaN:
 
 Order: evalplus sets the 1e-6 tolerance on a variable that lives for the whole run over a task's inputs, so
 once one reference output is a float (list), every later input of that run is compared with atol 1e-6 too.
-`outputs_match` judges one input on its own; to reproduce evalplus exactly, pass it the tolerances
+`outputs_match` judges one input on its own; the judge reproduces evalplus by passing it the tolerances
 `evalplus_atols` gives for one run, computed separately for the base and the plus inputs (evalplus runs them as
 two runs). This changes some inputs' tolerance in 12 HumanEval+ and 39 MBPP+ tasks, whose reference outputs mix
 floats with ints, lists, tuples or strings: a mixed int/float list close to the reference passes after the
