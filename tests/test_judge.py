@@ -281,6 +281,22 @@ def test_a_float_output_loosens_the_rest_of_its_run_as_in_evalplus(sandbox: Sand
     assert evalplus_verdict(float_last, near, references) == "fail"
 
 
+def test_reference_outputs_are_cached_per_task(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A run over more tasks reuses the rows it has and runs only the rest; a changed task is run again."""
+    def task(task_id: str, inputs: list) -> Problem:
+        return Problem(task_id, "", "f", "def f(x):\n    return x * 2\n", "", "evalplus", base_input=inputs)
+
+    first = reference_outputs("mbpp+", [task("Test/a", [[1]])], sandbox, tmp_path)
+    assert first["Test/a"].outputs == [2]
+    (cache,) = tmp_path.iterdir()
+    cache.write_text(cache.read_text().replace('"outputs": [2]', '"outputs": [5]'))  # marks the cached row
+    both = reference_outputs("mbpp+", [task("Test/a", [[1]]), task("Test/b", [[3]])], sandbox, tmp_path)
+    assert both["Test/a"].outputs == [5] and both["Test/b"].outputs == [6]  # a from the cache, b run
+    changed = reference_outputs("mbpp+", [task("Test/a", [[4]])], sandbox, tmp_path)
+    assert changed["Test/a"].outputs == [8]
+    assert [path.name for path in tmp_path.iterdir()] == [cache.name]
+
+
 def test_match_object_tasks_compare_presence(sandbox: Sandbox, cache_dir: Path) -> None:
     by_id = {problem.task_id: problem for problem in problems_of("mbpp+")}
     problems = [by_id[task_id] for task_id in MATCH_TASKS]

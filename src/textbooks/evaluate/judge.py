@@ -9,7 +9,8 @@ the reference solution's outputs on the same inputs (`compare.outputs_match`); t
 base inputs only, the plus verdict at all of them, as EvalPlus reports them.
 
 Reference outputs come from running the canonical solutions in the same sandbox, once: they are cached under
-`$XDG_CACHE_HOME/textbooks/reference/` keyed by the problems' content. A candidate's run over all inputs may
+`$XDG_CACHE_HOME/textbooks/reference/`, one file per benchmark with a row per task keyed by the task's content
+(a run over other tasks adds rows; a changed task is run again). A candidate's run over all inputs may
 take `max(timeout_s, 4 x the reference's time)`, at most 61 s (EvalPlus's bound per task) unless the reference
 itself is that slow here (Mbpp/255 and Mbpp/599 take minutes on 2 cores): then twice the reference's time.
 """
@@ -137,11 +138,42 @@ def reference_outputs(benchmark: str, problems: Sequence[Problem], sandbox: Sand
     """The canonical solutions' outputs for `problems` (EvalPlus kind), from the cache or a sandboxed run."""
     if not problems:
         return {}
-    folder = cache_dir or _cache_dir()
-    path = folder / f"{benchmark.replace('+', 'plus')}-{_content_key(problems)}.jsonl"
-    if path.is_file():
-        cached = [json.loads(line) for line in path.read_text().splitlines()]
-        return {row["task_id"]: Reference(values.decode(row["outputs"]), row["seconds"]) for row in cached}
+    path = (cache_dir or _cache_dir()) / f"{benchmark.replace('+', 'plus')}.jsonl"
+    keys = {problem.task_id: _content_key(problem) for problem in problems}
+    rows = _read_rows(path)
+    missing = [problem for problem in problems if (problem.task_id, keys[problem.task_id]) not in rows]
+    references = _run_references(benchmark, missing, sandbox) if missing else {}
+    if missing:
+        for task_id, reference in references.items():
+            rows[task_id, keys[task_id]] = json.dumps({"task_id": task_id, "key": keys[task_id],
+                                                       "outputs": values.encode(reference.outputs),
+                                                       "seconds": reference.seconds})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_text("".join(line + "\n" for line in rows.values()))
+        os.replace(partial, path)  # a concurrent run's new rows may be lost, and are then made again
+    for problem in problems:
+        if problem.task_id not in references:
+            row = json.loads(rows[problem.task_id, keys[problem.task_id]])
+            references[problem.task_id] = Reference(values.decode(row["outputs"]), row["seconds"])
+    return {problem.task_id: references[problem.task_id] for problem in problems}
+
+
+def _read_rows(path: Path) -> dict[tuple[str, str], str]:
+    """The cache file's rows as JSON lines, by (task id, content key); unreadable lines are dropped."""
+    rows: dict[tuple[str, str], str] = {}
+    if not path.is_file():
+        return rows
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            rows[row["task_id"], row["key"]] = line
+        except (ValueError, KeyError, TypeError):
+            continue
+    return rows
+
+
+def _run_references(benchmark: str, problems: Sequence[Problem], sandbox: Sandbox) -> dict[str, Reference]:
     programs = [_call_program(benchmark, problem, problem.prompt + problem.canonical_solution, REFERENCE_TIMEOUT_S)
                 for problem in problems]
     reference_box = Sandbox(workers=sandbox.workers, limits=Limits(**{**vars(sandbox.limits),
@@ -159,20 +191,13 @@ def reference_outputs(benchmark: str, problems: Sequence[Problem], sandbox: Sand
     if broken:
         raise UserError(f"{benchmark}: the reference solutions of {len(broken)} tasks did not run in the sandbox: "
                         f"{', '.join(broken[:5])}; raise the sandbox's memory limit, or report it as a bug")
-    folder.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    partial.write_text("".join(json.dumps({"task_id": task_id, "outputs": values.encode(reference.outputs),
-                                           "seconds": reference.seconds}) + "\n"
-                               for task_id, reference in references.items()))
-    os.replace(partial, path)
     return references
 
 
-def _content_key(problems: Sequence[Problem]) -> str:
-    digest = hashlib.sha256()
-    for problem in problems:
-        digest.update(json.dumps([problem.task_id, problem.prompt, problem.canonical_solution,
-                                  values.encode(list(problem.base_input) + list(problem.plus_input))]).encode())
+def _content_key(problem: Problem) -> str:
+    """What a task's reference outputs depend on: its code and its inputs."""
+    digest = hashlib.sha256(json.dumps([problem.task_id, problem.prompt, problem.canonical_solution,
+                                        values.encode(list(problem.base_input) + list(problem.plus_input))]).encode())
     return digest.hexdigest()[:16]
 
 
