@@ -2,15 +2,16 @@
 
 Called in the sandbox worker and the programs it forks (see `worker.py`), never in the harness:
 
-    enter_worker_namespaces(plan)   # in the launcher, once: new mount, network and PID namespaces (+ a user
-                                    # namespace when not root), every mount read-only; it forks the worker next
-    set_up_worker(plan)             # in the worker, PID 1 of that PID namespace: its own /proc, a tmpfs scratch dir
+    enter_worker_namespaces(plan)   # in the launcher, once: new mount, network, IPC and PID namespaces (+ a
+                                    # user namespace when not root), every mount read-only; it forks the worker next
+    set_up_worker(plan)             # in the worker, PID 1 of that PID namespace: its own /proc, tmpfs scratch
+                                    # dir and /dev/shm
     drop_privileges(plan)           # in each program's process: an unprivileged uid (root) or no capabilities
                                     # (user namespace), no_new_privs
     set_limits(limits)              # then its rlimits
     kill_the_namespace()            # in the worker after each program: everything the program started is killed,
     clear_ipc()                     # its System V IPC objects removed
-    fresh_scratch(plan)             # and the scratch dir is empty again
+    fresh_scratch(plan)             # and the scratch dir and /dev/shm are empty again
 
 As root the program runs as an unprivileged uid (65534 by default) so that RLIMIT_NPROC applies (the kernel
 exempts uid 0 from it) and no file of the host is writable; directories on the interpreter's path that such a
@@ -176,10 +177,12 @@ def enter_worker_namespaces(plan: Plan) -> None:
 
 
 def set_up_worker(plan: Plan) -> None:
-    """In the worker (PID 1 of its PID namespace): a /proc that shows only that namespace, the scratch tmpfs, and
-    no ptrace or /proc access to the worker for programs of its uid (non-root mode)."""
+    """In the worker (PID 1 of its PID namespace): a /proc that shows only that namespace, a tmpfs scratch dir, a
+    tmpfs of its own on /dev/shm (where multiprocessing keeps its semaphores), and no ptrace or /proc access to
+    the worker for programs of its uid (non-root mode)."""
     mount_proc()
-    mount_scratch(plan)
+    for place in _tmpfs_places(plan):
+        _mount_tmpfs(plan, place)
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
 
 
@@ -193,19 +196,31 @@ def mount_proc() -> None:
             continue  # some container runtimes refuse a new procfs; the PID namespace still keeps the host's pids out
 
 
-def mount_scratch(plan: Plan) -> None:
-    """A fresh tmpfs as the programs' working directory (in the worker's mount namespace)."""
-    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root else ""
-    _mount("tmpfs", plan.scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0700,size={plan.scratch_mb}m{owner}")
+SHARED_MEMORY = "/dev/shm"
+
+
+def _tmpfs_places(plan: Plan) -> dict[str, int]:
+    """The programs' writable places, each a tmpfs of the worker's: the scratch dir (owned by the program's uid),
+    and /dev/shm (sticky, for everyone) where the host has one."""
+    places = {plan.scratch: 0o700}
+    if os.path.isdir(SHARED_MEMORY):
+        places[SHARED_MEMORY] = 0o1777
+    return places
+
+
+def _mount_tmpfs(plan: Plan, place: str) -> None:
+    mode = _tmpfs_places(plan)[place]
+    owner = f",uid={plan.uid},gid={plan.gid}" if plan.root and mode == 0o700 else ""
+    _mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o},size={plan.scratch_mb}m{owner}")
 
 
 def fresh_scratch(plan: Plan) -> None:
-    """After a program: an empty scratch dir for the next one, a new tmpfs when the last one left anything in it
-    or changed its mode (which takes the same time whatever it left)."""
-    info = os.stat(plan.scratch)
-    if os.listdir(plan.scratch) or stat.S_IMODE(info.st_mode) != 0o700:
-        _check(_libc.umount2(os.fsencode(plan.scratch), MNT_DETACH), f"umount {plan.scratch}")
-        mount_scratch(plan)
+    """After a program: an empty scratch dir and /dev/shm for the next one, a new tmpfs where the last one left
+    anything or changed the mode (which takes the same time whatever it left)."""
+    for place, mode in _tmpfs_places(plan).items():
+        if os.listdir(place) or stat.S_IMODE(os.stat(place).st_mode) != mode:
+            _check(_libc.umount2(os.fsencode(place), MNT_DETACH), f"umount {place}")
+            _mount_tmpfs(plan, place)
 
 
 def kill_the_namespace() -> None:
