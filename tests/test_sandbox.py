@@ -210,6 +210,35 @@ def test_multiprocessing_works_and_its_shared_memory_is_fresh(one_worker):
     assert one_worker.run("import os\nassert os.listdir('/dev/shm') == [], os.listdir('/dev/shm')").status == "passed"
 
 
+def test_a_worker_killed_from_outside_is_replaced():
+    """The OOM killer (say) takes a worker mid-program: that program fails, saying so, and the next one runs."""
+    others = _workers()  # the module's sandbox has workers too: leave them alone
+    with Sandbox(workers=1, limits=Limits(timeout_s=10)) as box:
+        ours = _workers() - others
+        assert ours
+        killer = threading.Timer(1.0, lambda: [process.kill() for process in ours])
+        killer.start()
+        outcome = box.run("import time\ntime.sleep(5)")
+        killer.join()
+        assert outcome.status == "failed" and "worker died" in outcome.reason, outcome
+        assert box.run("assert 1 + 1 == 2").status == "passed"
+    assert _workers() == others
+
+
+def _workers() -> set:
+    """This process's sandbox worker processes (launchers and workers)."""
+    import psutil
+
+    found = set()
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if any("textbooks.sandbox.worker" in part for part in child.cmdline()):
+                found.add(child)
+        except psutil.Error:  # it exited meanwhile
+            continue
+    return found
+
+
 def test_printing_100_mb_is_cut_short(sandbox):
     started = time.monotonic()
     outcome = sandbox.run("import sys\nchunk = 'x' * 2**20\nfor _ in range(100):\n    sys.stdout.write(chunk)")
