@@ -10,8 +10,9 @@ scrubbed environment, and, where the OS allows, in the mount, network, IPC and P
 which runs one program at a time: the host's file system is read-only, there is no network (not even loopback
 to the host), the program cannot see or signal any process outside its sandbox, and when it ends everything it
 started is killed (the worker is PID 1 of the namespace), its IPC objects are removed and its scratch dir and
-/dev/shm (the worker's own tmpfs) are emptied. As root it also runs as an unprivileged uid. Where namespaces are not available the sandbox says why
-once (a warning) and keeps the other protections, killing the program's process group.
+/dev/shm (the worker's own tmpfs) are emptied. As root it also runs as an unprivileged uid. Where namespaces
+are not available the sandbox says why once (a warning) and keeps the other protections, killing the
+program's process group.
 
 A pass cannot be faked: it needs the driver (`driver.py`) to report the run's secret after the program's last
 statement. `Program(code, entry_point=..., inputs=[...])` instead calls the function on each input and returns

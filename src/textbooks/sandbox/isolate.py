@@ -181,8 +181,8 @@ def set_up_worker(plan: Plan) -> None:
     tmpfs of its own on /dev/shm (where multiprocessing keeps its semaphores), and no ptrace or /proc access to
     the worker for programs of its uid (non-root mode)."""
     mount_proc()
-    for place in _tmpfs_places(plan):
-        _mount_tmpfs(plan, place)
+    for place, mode in _tmpfs_places(plan).items():
+        _mount_tmpfs(plan, place, mode)
     _check(_libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(DUMPABLE)")
 
 
@@ -208,8 +208,7 @@ def _tmpfs_places(plan: Plan) -> dict[str, int]:
     return places
 
 
-def _mount_tmpfs(plan: Plan, place: str) -> None:
-    mode = _tmpfs_places(plan)[place]
+def _mount_tmpfs(plan: Plan, place: str, mode: int) -> None:
     owner = f",uid={plan.uid},gid={plan.gid}" if plan.root and mode == 0o700 else ""
     _mount("tmpfs", place, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode:o},size={plan.scratch_mb}m{owner}")
 
@@ -220,7 +219,7 @@ def fresh_scratch(plan: Plan) -> None:
     for place, mode in _tmpfs_places(plan).items():
         if os.listdir(place) or stat.S_IMODE(os.stat(place).st_mode) != mode:
             _check(_libc.umount2(os.fsencode(place), MNT_DETACH), f"umount {place}")
-            _mount_tmpfs(plan, place)
+            _mount_tmpfs(plan, place, mode)
 
 
 def kill_the_namespace() -> None:

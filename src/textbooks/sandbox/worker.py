@@ -203,28 +203,25 @@ def run_one(plan: isolate.Plan, program: _Next, header: dict, body: bytes) -> di
 def _end(plan: isolate.Plan, pid: int) -> int:
     """Kill whatever the program left running (all of it, as PID 1 of the namespace; its process group without
     namespaces), reap, and clear the scratch dir; the program's wait status."""
-    if plan.namespaces:
-        isolate.kill_the_namespace()
-    else:
+    if not plan.namespaces:
         try:
             os.killpg(pid, signal.SIGKILL)  # the program is unreaped, so its pid (the group's id) is not reused
         except ProcessLookupError:
             pass
-    status = None
-    while True:
+        _, status = os.waitpid(pid, 0)
+        _clear(plan.scratch)
+        return status
+    isolate.kill_the_namespace()
+    status = 0
+    while True:  # every process of the namespace is this worker's child or was reparented to it
         try:
-            child, child_status = os.waitpid(-1, 0) if plan.namespaces else os.waitpid(pid, 0)
+            child, child_status = os.waitpid(-1, 0)
         except ChildProcessError:
             break
         if child == pid:
             status = child_status
-            if not plan.namespaces:
-                break
-    if plan.namespaces:
-        isolate.clear_ipc()
-        isolate.fresh_scratch(plan)
-    else:
-        _clear(plan.scratch)
+    isolate.clear_ipc()
+    isolate.fresh_scratch(plan)
     return status
 
 
