@@ -7,7 +7,7 @@ interpreter's standard library (tests included), then perturbed copies (locals r
 comments changed; `tests/planted.py`) and exact copies of random documents, so that there are real
 near-duplicates. It is written as a dataset folder of 16 shards, as `textbooks ingest` would.
 
-ours: the dedup stage end to end with default settings (`run_stage`, the local engine on every core), from
+ours: the dedup stage end to end with default settings (`run_step`, the process executor on every core), from
 reading the shards to writing kept and dropped rows, process start-up included.
 
 peer: datasketch as its README shows it, on the same documents and the same shingles (our `code` tokens and
@@ -41,9 +41,9 @@ from textbooks.dedup.config import DedupConfig  # noqa: E402
 from textbooks.dedup.shingles import shingle_sets, token_hashes  # noqa: E402
 from textbooks.dedup.stage import DedupStage  # noqa: E402
 from textbooks.dedup.tokens import code_tokens  # noqa: E402
-from textbooks.engine import make_engine  # noqa: E402
-from textbooks.engine.local import available_cores  # noqa: E402
-from textbooks.runner import run_stage  # noqa: E402
+from textbooks.pipeline.executors import make_executor  # noqa: E402
+from textbooks.pipeline.executors.process import available_cores  # noqa: E402
+from textbooks.pipeline.runner import run_step  # noqa: E402
 
 SHARDS = 16
 T = TypeVar("T")
@@ -127,9 +127,9 @@ def timed(work: Callable[[], T]) -> tuple[T, Timing]:
 
 def run_ours(folder: Path, out: Path) -> int:
     stage = DedupStage(DedupConfig(), str(folder))
-    engine = make_engine("local")
+    engine = make_executor("local")
     try:
-        outcome = run_stage(stage, out, engine, say=lambda _: None)
+        outcome = run_step(stage, out, executor=engine, say=lambda _: None)
     finally:
         engine.close()
     return outcome.stats["rows_in"] - outcome.stats["rows_out"]

@@ -59,9 +59,9 @@ from pathlib import Path
 
 from machine_load import Timings, busy_and_total_ticks
 
-from textbooks.engine.local import available_cores
-from textbooks.evaluate.benchmarks import Problem, load_benchmark
+from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.evaluate.judge import judge, reference_outputs
+from textbooks.pipeline.executors.process import available_cores
 from textbooks.sandbox import Sandbox
 from textbooks.sandbox.isolate import Limits
 

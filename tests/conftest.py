@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from textbooks import data
+from textbooks.store import data
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TEXTBOOKS_BENCHMARKS", str(ROOT.parent / "shared" / "benchmarks"))

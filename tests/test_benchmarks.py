@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import gzip
-import importlib.resources
 import io
 import json
 import os
@@ -16,9 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from textbooks.benchmarks import Problem, evalplus, files, load_benchmark
 from textbooks.errors import UserError
-from textbooks.evaluate import benchmarks
-from textbooks.evaluate.benchmarks import Problem, load_benchmark
 
 COUNTS = {"humaneval": 164, "mbpp": 500, "humaneval+": 164, "mbpp+": 378}
 FRESH_MIN = 50
@@ -116,7 +114,7 @@ def test_mbpp_plus_inputs_are_decoded_as_evalplus_does(loaded: dict[str, list[Pr
     assert mbpp_plus["Mbpp/722"].base_input[0][0]["Cierra Vega"] == (6.2, 70)
     assert mbpp_plus["Mbpp/793"].plus_input == []  # stored as {} in the file
     assert type(mbpp_plus["Mbpp/3"].base_input[0][0]) is int  # tasks outside the table keep JSON values
-    assert set(benchmarks._MBPP_PLUS_DECODERS) <= {int(task_id.split("/")[1]) for task_id in mbpp_plus}
+    assert set(evalplus._MBPP_PLUS_DECODERS) <= {int(task_id.split("/")[1]) for task_id in mbpp_plus}
 
 
 def test_programs_run_their_reference_solutions(loaded: dict[str, list[Problem]]) -> None:
@@ -150,7 +148,7 @@ def test_evalplus_release_download_is_checked_and_cached(monkeypatch: pytest.Mon
         served.append(url)
         return io.BytesIO(packed if len(served) == 1 else gzip.compress(b'{"task_id": "Mbpp/2"}\n'))
 
-    monkeypatch.setattr(benchmarks.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(files.urllib.request, "urlopen", fake_urlopen)
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(flag, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -184,8 +182,6 @@ def test_unknown_benchmark_is_a_user_error() -> None:
 
 
 def test_fresh_problems_load_when_the_file_exists() -> None:
-    if not importlib.resources.files("textbooks.evaluate").joinpath("fresh.jsonl").is_file():
-        pytest.skip("src/textbooks/evaluate/fresh.jsonl has not been written yet")
     problems = load_benchmark("fresh")
     assert len(problems) >= FRESH_MIN
     assert len({p.task_id for p in problems}) == len(problems)

@@ -11,8 +11,8 @@ import torch
 from textbooks.cli import main
 from textbooks.model import Phi, preset
 from textbooks.model.io import load_model, save_model
-from textbooks.tokenizer import train_tokenizer
-from textbooks.tokens import write_token_folder
+from textbooks.tokens.folder import write_token_folder
+from textbooks.tokens.tokenizer import train_tokenizer
 
 SNIPPETS = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200)]
 
@@ -21,7 +21,7 @@ SNIPPETS = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200)]
 def tokens(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tokens")
     tokenizer_dir = train_tokenizer(SNIPPETS, 300, root / "bpe")
-    from textbooks.tokenizer import eos_id, load_tokenizer
+    from textbooks.tokens.tokenizer import eos_id, load_tokenizer
 
     tokenizer = load_tokenizer(str(tokenizer_dir))
     stream = np.concatenate([np.array(tokenizer.encode(text) + [eos_id(tokenizer)]) for text in SNIPPETS])

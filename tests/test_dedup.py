@@ -14,14 +14,15 @@ from datasketch import MinHash, MinHashLSH
 from planted import distinct_functions, stdlib_functions, variant
 from pydantic import ValidationError
 
-from textbooks import cli, data
+from textbooks import cli
 from textbooks.dedup import minhash
 from textbooks.dedup.config import DedupConfig
 from textbooks.dedup.shingles import shingle_sets, token_hashes
 from textbooks.dedup.stage import DedupStage
 from textbooks.dedup.tokens import code_tokens, text_tokens
-from textbooks.engine import make_engine
-from textbooks.runner import run_stage
+from textbooks.pipeline.executors import make_executor
+from textbooks.pipeline.runner import run_step
+from textbooks.store import data
 
 FUNCTION = '''def scale(values, factor=2):
     """Multiply each value."""
@@ -44,8 +45,8 @@ RENAMED_AND_REWRAPPED = '''def scale(numbers,
 
 
 def run_dedup(corpus: Path, out: Path, workers: int = 1, **settings) -> Path:
-    run_stage(DedupStage(DedupConfig(**settings), str(corpus)), out, make_engine("local", workers),
-              say=lambda _: None)
+    run_step(DedupStage(DedupConfig(**settings), str(corpus)), out, executor=make_executor("local", workers),
+             say=lambda _: None)
     return out
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from llm_server import FakeLLMServer, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
 
+from textbooks.benchmarks import load_benchmark
 from textbooks.cli import main
-from textbooks.evaluate.benchmarks import load_benchmark
 from textbooks.model import Phi
 from textbooks.model.config import ModelConfig
 from textbooks.model.io import save_model
-from textbooks.tokenizer import train_tokenizer
+from textbooks.tokens.tokenizer import train_tokenizer
 
 HUMANEVAL = load_benchmark("humaneval")[:6]
 

@@ -1,4 +1,4 @@
-"""The fresh problem set (evaluate/fresh.jsonl): well formed, every reference passes its hidden tests and its
+"""The fresh problem set (benchmarks/fresh.jsonl): well formed, every reference passes its hidden tests and its
 docstring examples, and two wrong bodies (`return None`, return the first argument) fail every problem."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from textbooks.sandbox import Limits, Sandbox
 
-FRESH = Path(__file__).resolve().parents[1] / "src" / "textbooks" / "evaluate" / "fresh.jsonl"
+FRESH = Path(__file__).resolve().parents[1] / "src" / "textbooks" / "benchmarks" / "fresh.jsonl"
 KEYS = {"task_id", "prompt", "entry_point", "canonical_solution", "test", "description"}
 MIN_PROBLEMS = 50
 MIN_ASSERTS = 6

@@ -22,7 +22,7 @@ from textbooks.evaluate.generate import (
 from textbooks.evaluate.loss import solution_ids, solution_loss
 from textbooks.model import ModelConfig, Phi, export_hf, save_model
 from textbooks.model.generate import generate, generate_batch, stop_at_text
-from textbooks.tokenizer import load_tokenizer, train_tokenizer
+from textbooks.tokens.tokenizer import load_tokenizer, train_tokenizer
 
 VOCAB = 320
 SNIPPETS = [f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(200)]

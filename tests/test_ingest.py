@@ -13,18 +13,18 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from textbooks import data
 from textbooks.cli import main
 from textbooks.corpus.config import IngestConfig
 from textbooks.corpus.ingest import IngestStage
 from textbooks.corpus.rows import DROPPED_SCHEMA, SCHEMA
-from textbooks.engine import make_engine
 from textbooks.errors import UserError
-from textbooks.runner import run_stage
+from textbooks.pipeline.executors import make_executor
+from textbooks.pipeline.runner import run_step
+from textbooks.store import data
 
 
 def ingest(out: Path, workers: int = 1, **settings) -> Path:
-    run_stage(IngestStage(IngestConfig(**settings)), out, make_engine("local", workers), say=lambda _: None)
+    run_step(IngestStage(IngestConfig(**settings)), out, executor=make_executor("local", workers), say=lambda _: None)
     return out
 
 
@@ -170,7 +170,7 @@ def test_stdlib_slice_has_unique_ids_and_accounts_for_every_row(tmp_path):
     assert stats["counters"] == {"files": len(expected)} and stats["shards"] == -(-len(expected) // 8)
     for shard in data.shard_paths(out):
         assert pq.read_schema(shard) == SCHEMA
-    outcome = run_stage(IngestStage(IngestConfig(**settings)), out, make_engine("local", 1),
+    outcome = run_step(IngestStage(IngestConfig(**settings)), out, executor=make_executor("local", 1),
                         say=lambda _: None)
     assert outcome.status == "done earlier"
     assert len(kept(ingest(tmp_path / "three", include=["json/*.py"], limit=3))) == 3

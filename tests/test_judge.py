@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from evalplus.eval import untrusted_check
 
-from textbooks.evaluate.benchmarks import Problem, load_benchmark
+from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.evaluate.judge import Verdict, judge, reference_outputs
 from textbooks.sandbox import Sandbox, values
 
@@ -289,7 +289,8 @@ def test_reference_outputs_are_cached_per_task(sandbox: Sandbox, tmp_path: Path)
     first = reference_outputs("mbpp+", [task("Test/a", [[1]])], sandbox, tmp_path)
     assert first["Test/a"].outputs == [2]
     (cache,) = tmp_path.iterdir()
-    cache.write_text(cache.read_text().replace('"outputs": [2]', '"outputs": [5]'))  # marks the cached row
+    row = next(cache.glob("Test*a.json"))
+    row.write_text(row.read_text().replace('"outputs": [2]', '"outputs": [5]'))  # marks the cached row
     both = reference_outputs("mbpp+", [task("Test/a", [[1]]), task("Test/b", [[3]])], sandbox, tmp_path)
     assert both["Test/a"].outputs == [5] and both["Test/b"].outputs == [6]  # a from the cache, b run
     changed = reference_outputs("mbpp+", [task("Test/a", [[4]])], sandbox, tmp_path)

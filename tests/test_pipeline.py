@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from conftest import dataset_rows, shard_tables
 
-from textbooks import data
-from textbooks.runner import WORK
+from textbooks.pipeline.runner import WORK
+from textbooks.store import data
 
 # A slice of the standard library: big enough for many shards, small enough for a quick test.
 STDLIB_SLICE = ["json/*.py", "email/**/*.py", "http/*.py", "xml/**/*.py", "urllib/*.py", "asyncio/*.py",

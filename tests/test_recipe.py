@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from textbooks.errors import UserError
-from textbooks.recipe import load_recipe
+from textbooks.pipeline.recipe import load_recipe
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -11,20 +11,21 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from textbooks import data
-from textbooks.engine.local import LocalEngine
 from textbooks.errors import UserError
+from textbooks.pipeline.executors import make_executor
+from textbooks.pipeline.runner import run_step
+from textbooks.pipeline.stage import ShardResult, Stage, with_drop_reason
+from textbooks.pipeline.step import StepConfig
 from textbooks.report import Paragraph, Section, StageRun, Table, section, write_report
 from textbooks.report.blocks import Chapter
 from textbooks.report.read import text_lengths
 from textbooks.report.render import to_markdown
-from textbooks.runner import run_stage
-from textbooks.stage import ShardResult, Stage, StageConfig, with_drop_reason
+from textbooks.store import data
 
 SCRIPT = "<script>alert('x')</script> | ``` not a fence"
 
 
-class MakeRowsConfig(StageConfig):
+class MakeRowsConfig(StepConfig):
     rows_per_task: int = 40
 
 
@@ -33,7 +34,7 @@ class MakeRows(Stage):
 
     name = "ingest"
     Config = MakeRowsConfig
-    takes_input = False
+    takes = ()
 
     def plan(self) -> list[Any]:
         return [0, 1]
@@ -52,7 +53,7 @@ class MakeRows(Stage):
         return ShardResult(kept=kept, dropped=with_drop_reason(dropped, reasons), counters={"files": 1})
 
 
-class NearDupConfig(StageConfig):
+class NearDupConfig(StepConfig):
     cluster_size: int = 3
 
 
@@ -80,9 +81,9 @@ class NearDup(Stage):
 
 
 def _run(out: Path) -> None:
-    engine = LocalEngine(workers=1)
-    run_stage(MakeRows(MakeRowsConfig()), out / "ingest", engine, say=lambda line: None)
-    run_stage(NearDup(NearDupConfig(), str(out / "ingest")), out / "dedup", engine, say=lambda line: None)
+    engine = make_executor("process", 1)
+    run_step(MakeRows(MakeRowsConfig()), out / "ingest", executor=engine, say=lambda line: None)
+    run_step(NearDup(NearDupConfig(), str(out / "ingest")), out / "dedup", executor=engine, say=lambda line: None)
 
 
 @pytest.fixture(scope="module")

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from toy_stage import MinCharsConfig, MinCharsStage
 
-from textbooks import data
-from textbooks.engine import make_engine
 from textbooks.errors import UserError
-from textbooks.runner import WORK, run_stage
+from textbooks.pipeline.executors import make_executor
+from textbooks.pipeline.runner import WORK, run_step
+from textbooks.store import data
 
 TEXTS = [["a", "bbbb", "cc", "dddddd"], ["eeeee", "f"], ["gggg", "hhh", "ii"]]
 
@@ -32,7 +35,7 @@ def run(tmp_path: Path, workers: int = 1, **settings) -> tuple[Path, list[str]]:
     messages: list[str] = []
     stage = MinCharsStage(MinCharsConfig(**settings), str(write_inputs(tmp_path / "in")))
     out = tmp_path / "out"
-    run_stage(stage, out, make_engine("local", workers), say=messages.append)
+    run_step(stage, out, executor=make_executor("local", workers), say=messages.append)
     return out, messages
 
 
@@ -77,7 +80,7 @@ def test_changed_input_runs_again(tmp_path):
     extra.write_text(json.dumps({"id": "new", "text": "zzzzzz"}) + "\n")
     os.utime(extra, ns=(1, 1))
     stage = MinCharsStage(MinCharsConfig(), str(tmp_path / "in"))
-    run_stage(stage, out, make_engine("local", 1), say=lambda _: None)
+    run_step(stage, out, executor=make_executor("local", 1), say=lambda _: None)
     assert "zzzzzz" in data.read_dataset(out).column("text").to_pylist()
 
 
@@ -89,23 +92,33 @@ def test_failed_task_leaves_no_finished_dataset_and_resumes(tmp_path):
     assert (out / WORK / "map-00000.json").is_file()  # the task before the failing one is kept
 
 
-def test_resume_redoes_only_unfinished_tasks(tmp_path):
-    out, _ = run(tmp_path)
-    reference = {path.name: data.read_shard(path) for path in data.shard_paths(out)}
-    # Fake a run killed after its first task: remove the marker, the later shards and their done records.
-    stage = MinCharsStage(MinCharsConfig(), str(tmp_path / "in"))
-    (out / data.MARKER).unlink()
-    (out / "part-00001.parquet").unlink()
-    (out / "part-00002.parquet").unlink()
-    from textbooks.runner import stage_fingerprint
+KILLED_RUN = """
+import sys
+from toy_stage import MinCharsConfig, MinCharsStage
+from textbooks.pipeline.executors import make_executor
+from textbooks.pipeline.runner import run_step
+run_step(MinCharsStage(MinCharsConfig(), sys.argv[1]), sys.argv[2], executor=make_executor("local", 1))
+"""
 
-    data.write_json({"fingerprint": stage_fingerprint(stage)}, out / WORK / "fingerprint.json")
-    data.write_json({"rows_out": 2, "bytes_out": 10, "rows_dropped": 2, "bytes_dropped": 3,
-                     "drops": {"too_short": 2}, "counters": {"records": 4}, "seconds": 0.0},
-                    out / WORK / "map-00000.json")
+
+def run_killed(tmp_path: Path, out: Path, point: str) -> None:
+    """Run the toy stage in a fresh process that the test hook kills with SIGKILL at `point`."""
+    env = {**os.environ, "TEXTBOOKS_KILL_AT": point,
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), str(Path(__file__).parents[1] / "src")])}
+    killed = subprocess.run([sys.executable, "-c", KILLED_RUN, str(write_inputs(tmp_path / "in")), str(out)],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+
+def test_resume_redoes_only_unfinished_tasks(tmp_path):
+    reference_out, _ = run(tmp_path)
+    reference = {path.name: data.read_shard(path) for path in data.shard_paths(reference_out)}
+    out = tmp_path / "killed"
+    run_killed(tmp_path, out, "min_chars:map:1")  # killed right after its first task is recorded
+    stage = MinCharsStage(MinCharsConfig(), str(tmp_path / "in"))
     first_shard = (out / "part-00000.parquet").stat().st_mtime_ns
     messages: list[str] = []
-    run_stage(stage, out, make_engine("local", 1), say=messages.append)
+    run_step(stage, out, executor=make_executor("local", 1), say=messages.append)
     assert messages[0] == "min_chars: resuming, 1/3 shards done earlier"
     assert (out / "part-00000.parquet").stat().st_mtime_ns == first_shard
     assert {path.name: data.read_shard(path) for path in data.shard_paths(out)} == reference

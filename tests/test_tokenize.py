@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -18,12 +17,12 @@ import pyarrow as pa
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from textbooks import data
 from textbooks.errors import UserError
-from textbooks.jobs import run_job
-from textbooks.pack import MixtureSource, TokenizeConfig, TokenizeJob
-from textbooks.tokens import TokenData, open_tokens, token_dtype, write_token_folder
-from textbooks.tokenizer import EOS, eos_id, load_tokenizer, text_encoder, train_tokenizer, vocab_size
+from textbooks.pipeline.runner import run_step
+from textbooks.store import data
+from textbooks.tokens.folder import TokenData, open_tokens, token_dtype, write_token_folder
+from textbooks.tokens.pack import MixtureSource, TokenizeConfig, TokenizeStep
+from textbooks.tokens.tokenizer import EOS, eos_id, load_tokenizer, text_encoder, train_tokenizer, vocab_size
 
 ROOT = Path(__file__).resolve().parents[1]
 TRICKY = [
@@ -67,7 +66,8 @@ def write_dataset(folder: Path, texts: list[str], shards: int = 3, prefix: str =
 
 
 def tokenize(out: Path, input: str | None = None, say=None, run_folder: Path | None = None, **settings) -> TokenData:
-    run_job(TokenizeJob(TokenizeConfig(**settings), input, run_folder), out, say or (lambda message: None))
+    run_step(TokenizeStep(TokenizeConfig(**settings), input), out, say=say or (lambda message: None),
+             run_folder=run_folder)
     return open_tokens(out)
 
 
@@ -197,11 +197,11 @@ def test_tokens_target_repeats_documents_and_says_so(tmp_path: Path, snippets: l
     assert decoded(tokens, "val") == decoded(once, "val")
 
 
-RUN_JOB = """
+RUN_STEP = """
 import sys
-from textbooks.jobs import run_job
-from textbooks.pack import TokenizeConfig, TokenizeJob
-run_job(TokenizeJob(TokenizeConfig(tokenizer=sys.argv[1], val_fraction=0.05), sys.argv[2]), sys.argv[3])
+from textbooks.pipeline.runner import run_step
+from textbooks.tokens.pack import TokenizeConfig, TokenizeStep
+run_step(TokenizeStep(TokenizeConfig(tokenizer=sys.argv[1], val_fraction=0.05), sys.argv[2]), sys.argv[3])
 """
 
 
@@ -211,18 +211,13 @@ def test_killed_run_resumes_to_the_same_bytes(tmp_path: Path, bpe: Path) -> None
     reference = tokenize(tmp_path / "reference", str(dataset), tokenizer=str(bpe), val_fraction=0.05)
 
     out = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    process = subprocess.Popen([sys.executable, "-c", RUN_JOB, str(bpe), str(dataset), str(out)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while process.poll() is None and not (out / ".work" / "part-00000.docs.npz").exists():
-        assert time.monotonic() < deadline, "the job wrote no shard within a minute"
-        time.sleep(0.002)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    done = len(list((out / ".work").glob("part-*.docs.npz"))) if (out / ".work").exists() else 40
-    if data.is_complete(out) or done >= 40:
-        pytest.skip(f"the job tokenized all shards before the kill landed ({done} of 40)")
+    # The test hook kills the job with SIGKILL right after its seventh shard is recorded.
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TEXTBOOKS_KILL_AT": "tokenize:encode:7"}
+    killed = subprocess.run([sys.executable, "-c", RUN_STEP, str(bpe), str(dataset), str(out)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not data.is_complete(out)
+    done = len(list((out / ".work").glob("part-*.docs.npz")))
 
     messages: list[str] = []
     tokenize(out, str(dataset), messages.append, tokenizer=str(bpe), val_fraction=0.05)
@@ -247,10 +242,10 @@ def test_bad_inputs_and_folders_are_refused(tmp_path: Path, snippets: list[str],
         tokenize(tmp_path / "t2", str(empty), tokenizer=str(bpe))
 
     with pytest.raises(UserError, match="not both"):
-        TokenizeJob(TokenizeConfig(mixture=[str(dataset)]), str(dataset))
+        TokenizeStep(TokenizeConfig(mixture=[str(dataset)]), str(dataset))
     with pytest.raises(UserError, match="needs an input .* or a mixture"):
-        TokenizeJob(TokenizeConfig())
-    assert TokenizeJob.needs_input(TokenizeConfig()) and not TokenizeJob.needs_input(
+        TokenizeStep(TokenizeConfig())
+    assert TokenizeStep.needs_input(TokenizeConfig()) and not TokenizeStep.needs_input(
         TokenizeConfig(mixture=[f"{dataset}=2"]))
     assert MixtureSource.model_validate("runs/a=b=2.5") == MixtureSource(input="runs/a=b", weight=2.5)
     with pytest.raises(UserError, match="names a recipe step"):

@@ -12,19 +12,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from train_helpers import single_thread  # noqa: F401  (autouse: torch on one thread)
-from train_helpers import TINY_MODEL, make_tokens, read_log, tiny_config
+from train_helpers import (
+    TINY_MODEL,
+    make_tokens,
+    read_log,
+    single_thread,  # noqa: F401  (autouse: torch on one thread)
+    tiny_config,
+)
 
-from textbooks import data
 from textbooks.errors import UserError
-from textbooks.jobs import run_job
 from textbooks.model import Phi, preset
 from textbooks.model.io import load_model
-from textbooks.tokens import TokenData, open_tokens, write_token_folder
+from textbooks.pipeline.runner import run_step
+from textbooks.store import data
+from textbooks.tokens.folder import TokenData, open_tokens, write_token_folder
 from textbooks.train.data import TrainWindows, validation_batches
-from textbooks.train.job import TrainJob
 from textbooks.train.metrics import peak_flops_for_name, peak_flops_per_second
 from textbooks.train.schedule import learning_rate
+from textbooks.train.step import TrainStep
 from textbooks.train.trainer import train
 
 LOG_FIELDS = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "data_wait_s", "step_s", "peak_mem_bytes",
@@ -163,16 +168,15 @@ def test_tiny_model_learns_code_and_the_run_folder_is_complete(tokens: TokenData
 
 def test_train_job_resumes_in_a_recipe_and_skips_when_finished(tokens: TokenData, tmp_path: Path) -> None:
     out, messages = tmp_path / "train", []
-    job = TrainJob(tiny_config(max_steps=4, checkpoint_every=2), input=str(tokens.folder))
-    job.resume = True
-    stats = run_job(job, out, say=messages.append)
+    job = TrainStep(tiny_config(max_steps=4, checkpoint_every=2), input=str(tokens.folder))
+    stats = run_step(job, out, say=messages.append, run_folder=tmp_path).stats
     assert stats["final_step"] == 4 and stats["val_unigram_entropy"] == tokens.val_unigram_entropy
     assert data.is_complete(out)
-    run_job(job, out, say=messages.append)
+    run_step(job, out, say=messages.append, run_folder=tmp_path)
     assert "done earlier" in messages[-1]
-    plain = TrainJob(tiny_config(max_steps=4, checkpoint_every=2, lr=1e-3), input=str(tokens.folder))
+    plain = TrainStep(tiny_config(max_steps=4, checkpoint_every=2, lr=1e-3), input=str(tokens.folder))
     with pytest.raises(UserError, match="pass --resume"):
-        run_job(plain, out, say=quiet)
+        run_step(plain, out, say=quiet)
 
 
 def test_finetuning_a_transformers_causal_lm(tokens: TokenData, tmp_path: Path) -> None:

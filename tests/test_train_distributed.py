@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from train_helpers import single_thread  # noqa: F401  (autouse: torch on one thread)
-from train_helpers import make_tokens, read_log, run_script, script_args, tiny_config
+from train_helpers import (
+    make_tokens,
+    read_log,
+    run_script,
+    script_args,
+    single_thread,  # noqa: F401  (autouse: torch on one thread)
+    tiny_config,
+)
 
 from textbooks.errors import UserError
 from textbooks.train.trainer import train

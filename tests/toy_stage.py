@@ -10,13 +10,14 @@ import pyarrow as pa
 from pydantic import Field
 
 from textbooks.errors import UserError
-from textbooks.inputs import Part, plan_parts, read_part
-from textbooks.stage import ShardResult, Stage, StageConfig, with_drop_reason
+from textbooks.pipeline.stage import ShardResult, Stage, with_drop_reason
+from textbooks.pipeline.step import StepConfig
+from textbooks.store.inputs import Part, plan_parts, read_part
 
 SCHEMA = pa.schema([("id", pa.string()), ("text", pa.string()), ("source", pa.string())])
 
 
-class MinCharsConfig(StageConfig):
+class MinCharsConfig(StepConfig):
     min_chars: int = Field(3, description="Shortest text kept.")
     fail_on: str | None = Field(None, description="Raise a UserError in the task that meets this text.")
 
@@ -27,11 +28,6 @@ class MinCharsStage(Stage):
 
     def plan(self) -> list[Part]:
         return plan_parts(self.input)
-
-    def fingerprint(self) -> list:
-        from textbooks.inputs import fingerprint
-
-        return [fingerprint(part) for part in self.plan()]
 
     def map(self, task: Part) -> ShardResult:
         rows = [{key: row[key] for key in SCHEMA.names} for row in read_part(task)]

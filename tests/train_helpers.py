@@ -23,10 +23,10 @@ import pyarrow as pa
 import pytest
 import torch
 
-from textbooks import data
-from textbooks.jobs import run_job
-from textbooks.pack import TokenizeConfig, TokenizeJob
-from textbooks.tokens import TokenData, open_tokens
+from textbooks.pipeline.runner import run_step
+from textbooks.store import data
+from textbooks.tokens.folder import TokenData, open_tokens
+from textbooks.tokens.pack import TokenizeConfig, TokenizeStep
 from textbooks.train.config import TrainConfig
 
 SCRIPT = Path(__file__).resolve()
@@ -75,8 +75,8 @@ def stdlib_dataset(folder: Path, max_bytes: int = 1_500_000) -> Path:
 def make_tokens(folder: Path, vocab_size: int = 512, max_bytes: int = 1_500_000) -> TokenData:
     """Standard-library code tokenized by the real `tokenize` job with a small trained BPE."""
     dataset = stdlib_dataset(folder / "dataset", max_bytes)
-    job = TokenizeJob(TokenizeConfig(vocab_size=vocab_size, val_fraction=0.05), input=str(dataset))
-    run_job(job, folder / "tokens", say=lambda message: None)
+    job = TokenizeStep(TokenizeConfig(vocab_size=vocab_size, val_fraction=0.05), input=str(dataset))
+    run_step(job, folder / "tokens", say=lambda message: None)
     return open_tokens(folder / "tokens")
 
 

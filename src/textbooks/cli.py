@@ -1,4 +1,4 @@
-"""The `textbooks` command: `run` a recipe, `report` on a run, or run one stage or job alone.
+"""The `textbooks` command: `run` a recipe, or run one step alone with the same settings as flags.
 
     textbooks run recipes/demo.yaml --out runs/demo
     textbooks ingest --source stdlib --units function class --out runs/x/ingest
@@ -12,47 +12,48 @@
     textbooks import-hf microsoft/phi-1 --out models/phi-1
     textbooks report runs/demo
 
-Each stage's and job's flags are its recipe keys (`num_perm` becomes `--num-perm`). Bad input ends with exit
-code 2 and one message, never a traceback.
+A step's flags are its recipe keys (`num_perm` becomes `--num-perm`, a nested `llm: {base_url: ...}` becomes
+`--llm.base-url`), made from its typed settings by pydantic-settings; a list takes several values
+(`--units function class`). Bad input ends with exit code 2 and one message, never a traceback. `--help`
+imports no step: each step's module is imported only when that step runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Sequence
-
-import yaml
-from pydantic import ValidationError
+from typing import Any, Callable, Sequence
 
 from textbooks import __version__
 from textbooks.errors import UserError
-from textbooks.jobs import Job, load_jobs
-from textbooks.stage import Stage, StageConfig, load_stages
+from textbooks.pipeline.table import STEPS
+
+if typing.TYPE_CHECKING:
+    from textbooks.pipeline.step import Step, StepConfig
 
 
-def _is_list(annotation: Any) -> bool:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_list(arg) for arg in typing.get_args(annotation) if arg is not type(None))
-    return origin in (list, tuple)
-
-
-def _is_bool(annotation: Any) -> bool:
-    return annotation is bool
-
-
-def _choices(annotation: Any) -> list[str] | None:
-    """The allowed values of a Literal field (or of a list of Literals, or an optional Literal)."""
-    if typing.get_origin(annotation) is typing.Literal:
-        return [str(value) for value in typing.get_args(annotation)]
-    for arg in typing.get_args(annotation):
-        if arg is not type(None) and (found := _choices(arg)):
-            return found
-    return None
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser: `run`, `import-hf`, and every step of the table by name (steps parse their own
+    flags in `step_parser`, so listing them imports nothing)."""
+    parser = argparse.ArgumentParser(prog="textbooks", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"textbooks {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = commands.add_parser("run", help="run a recipe's steps in order (finished steps are skipped)")
+    run.add_argument("recipe", type=Path, help="recipe YAML file, e.g. recipes/demo.yaml")
+    run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
+    run.add_argument("--engine", choices=["process", "local", "async", "ray"], default=None,
+                     help="override the recipe's engine")
+    for name, entry in STEPS.items():
+        commands.add_parser(name, help=entry.summary, add_help=False)
+    imported = commands.add_parser("import-hf", help="read a transformers Phi model into a textbooks model folder")
+    imported.add_argument("model", help="a local PhiForCausalLM folder, or a hub name such as microsoft/phi-1")
+    imported.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    return parser
 
 
 def _is_dict(annotation: Any) -> bool:
@@ -61,182 +62,143 @@ def _is_dict(annotation: Any) -> bool:
     return annotation is dict or typing.get_origin(annotation) is dict
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, name: str, config_cls: type[StageConfig]) -> None:
-    group = parser.add_argument_group(f"{name} settings (the same keys as in a recipe)")
-    for field_name, info in config_cls.model_fields.items():
-        flag = "--" + field_name.replace("_", "-")
-        default = info.get_default(call_default_factory=True)
-        help_text = f"{info.description or ''} (default: {default!r})"
-        if _is_bool(info.annotation):
-            group.add_argument(flag, dest=field_name, action=argparse.BooleanOptionalAction, default=None,
-                               help=help_text)
-        elif _is_dict(info.annotation):
-            group.add_argument(flag, dest=field_name, nargs="+", default=None, metavar="KEY=VALUE", help=help_text)
-        elif _is_list(info.annotation):
-            group.add_argument(flag, dest=field_name, nargs="+", default=None, choices=_choices(info.annotation),
-                               metavar=None if _choices(info.annotation) else "VALUE", help=help_text)
-        else:
-            choices = _choices(info.annotation)
-            group.add_argument(flag, dest=field_name, default=None, choices=choices,
-                               metavar=None if choices else field_name.upper(), help=help_text)
+def _several_values(container: Any, *names: str, **options: Any) -> Any:
+    """pydantic-settings' `add_argument`, with repeatable list flags made to take several values at once, and
+    one-letter settings as `--k` like every other flag (it would make them `-k`)."""
+    names = tuple(f"-{name}" if len(name) == 2 and name[0] == "-" and name[1] != "-" else name for name in names)
+    if options.get("action") == "append":
+        metavar = str(options.get("metavar") or "VALUE")
+        item = metavar[5:-1] if metavar.startswith("list[") and metavar.endswith("]") else "VALUE"
+        options.update(action="extend", nargs="+", metavar=item)
+    return argparse._ActionsContainer.add_argument(container, *names, **options)
 
 
-def _flag_values(config_cls: type[StageConfig], args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given as flags; KEY=VALUE pairs become a mapping, and a list item written as a YAML
-    mapping (`--mixture '{input: a, weight: 3}'`) becomes one."""
-    values: dict[str, Any] = {}
-    for name, info in config_cls.model_fields.items():
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        if _is_dict(info.annotation):
-            pairs = [item.partition("=") for item in value]
-            bad = [item for item, (_, equals, _) in zip(value, pairs) if not equals]
-            if bad:
-                raise UserError(f"flag '--{name.replace('_', '-')}': expected KEY=VALUE pairs (got {bad[0]!r})")
-            value = {key: yaml.safe_load(text) for key, _, text in pairs}
-        elif isinstance(value, list):
-            value = [yaml.safe_load(item) if item.lstrip().startswith("{") else item for item in value]
-        values[name] = value
+def _config_flags(name: str, parser: argparse.ArgumentParser,
+                  config_cls: type[StepConfig]) -> Callable[[Any], dict]:
+    """Add a flag per setting of `config_cls` (nested models as `--outer.inner`); returns the function that
+    turns parsed arguments into the given settings (a mapping for `model_validate`)."""
+    from pydantic_settings import CliSettingsSource
+
+    source = CliSettingsSource(config_cls, root_parser=parser, cli_kebab_case=True, cli_implicit_flags=True,
+                               cli_exit_on_error=False, cli_hide_none_type=True, add_argument_method=_several_values)
+
+    def values(args: argparse.Namespace) -> dict:
+        _prepare(args, config_cls)
+        try:
+            return source(parsed_args=args)()
+        except Exception as error:  # pydantic-settings' SettingsError: a value it could not split or decode
+            raise UserError(f"textbooks {name}: {error}") from None
+
     return values
 
 
-def _config_from_args(name: str, config_cls: type[StageConfig], args: argparse.Namespace) -> StageConfig:
-    from textbooks.recipe import format_validation_error
+def _prepare(args: argparse.Namespace, config_cls: type[StepConfig]) -> None:
+    """KEY=VALUE pairs of mapping settings become one JSON mapping (values read as YAML: `layers=2` is a
+    number), and list items written as YAML mappings (`--mixture '{input: a, weight: 3}'`) become JSON."""
+    import yaml
 
+    for name, info in config_cls.model_fields.items():
+        value = getattr(args, name, None)
+        if not isinstance(value, list):
+            continue
+        if _is_dict(info.annotation):
+            bad = [item for item in value if "=" not in item and not item.lstrip().startswith("{")]
+            if bad:
+                raise UserError(f"flag '--{name.replace('_', '-')}': expected KEY=VALUE pairs (got {bad[0]!r})")
+            pairs = [item.partition("=") for item in value]
+            setattr(args, name, [json.dumps({key: yaml.safe_load(text) for key, _, text in pairs})])
+        else:
+            setattr(args, name, [json.dumps(yaml.safe_load(item)) if item.lstrip().startswith("{") else item
+                                 for item in value])
+
+
+def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], Callable[[Any], dict]]:
+    """The parser of `textbooks NAME`: its input and output, executor flags, and one flag per setting."""
+    from textbooks.pipeline.table import step_class
+
+    cls = step_class(name)
+    parser = argparse.ArgumentParser(prog=f"textbooks {name}", description=STEPS[name].summary)
+    if cls.cli_input == "--input":
+        parser.add_argument("--input", default=None, help=cls.input_help)
+    elif cls.cli_input:  # optional here: the step says whether its settings need it (eval --samples does not)
+        parser.add_argument("input", metavar=cls.cli_input, nargs="?", default=None, help=cls.input_help)
+    if cls.cli_out == "--out":
+        parser.add_argument("--out", type=Path, required=True, help="the output folder")
+    elif cls.cli_out:
+        parser.add_argument("out", type=Path, metavar=cls.cli_out, help="the output folder")
+    if cls.uses_executor:
+        parser.add_argument("--engine", choices=["process", "local", "async", "ray"], default=None,
+                            help="where the tasks run (default: process, a local pool)")
+        parser.add_argument("--workers", type=int, default=None, help="processes (default: every core)")
+        parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start one)")
+    if cls.precious:
+        parser.add_argument("--resume", action="store_true",
+                            help="continue the unfinished run in --out; refused when the settings differ")
+    return parser, cls, _config_flags(name, parser, cls.Config)
+
+
+def _step_command(name: str, argv: list[str]) -> None:
+    from pydantic import ValidationError
+
+    from textbooks.pipeline.executors import make_executor
+    from textbooks.pipeline.executors.base import ExecutorSettings
+    from textbooks.pipeline.recipe import format_validation_error
+    from textbooks.pipeline.runner import run_step
+
+    parser, cls, values = step_parser(name)
+    args = parser.parse_args(argv)
     try:
-        return config_cls.model_validate(_flag_values(config_cls, args))
+        config = cls.Config.model_validate(values(args))
     except ValidationError as error:
         raise UserError(format_validation_error(error, f"textbooks {name}", flags=True)) from None
+    step_input = getattr(args, "input", None)
+    step = cls(config, step_input)
+    out = args.out if cls.cli_out else Path(str(step_input)) / (cls.folder or name)
+    executor = None
+    if cls.uses_executor:
+        if args.workers is not None and args.workers < 1:
+            raise UserError(f"flag '--workers': at least 1 (got {args.workers})")
+        settings = ExecutorSettings(name=args.engine or cls.executor, workers=args.workers,
+                                    ray_address=args.ray_address, **_declared(cls))
+        executor = make_executor(settings)
+    try:
+        run_step(step, out, executor=executor, resume=getattr(args, "resume", False))
+    finally:
+        if executor is not None:
+            executor.close()
 
 
-def _add_engine_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", choices=["local", "ray"], default=None, help="where stages run (default: local)")
-    parser.add_argument("--workers", type=int, default=None, help="local engine processes (default: every core)")
-    parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start one here)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="textbooks", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"textbooks {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    run = commands.add_parser("run", help="run a recipe's stages in order (finished stages are skipped)")
-    run.add_argument("recipe", type=Path, help="recipe YAML file, e.g. recipes/demo.yaml")
-    run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
-    run.add_argument("--engine", choices=["local", "ray"], default=None, help="override the recipe's engine")
-
-    report = commands.add_parser("report", help="write report.html and report.md for a run folder")
-    report.add_argument("run_dir", type=Path, help="a folder that `textbooks run` wrote")
-    report.add_argument("--title", default="textbooks run")
-
-    for name, stage_cls in load_stages().items():
-        sub = commands.add_parser(name, help=stage_cls.summary, description=stage_cls.summary)
-        if stage_cls.takes_input:
-            sub.add_argument("--input", required=True,
-                             help="a dataset folder, Parquet/JSONL file or glob, or hf:NAME")
-        sub.add_argument("--out", type=Path, required=True, help="the output dataset folder")
-        _add_engine_flags(sub)
-        _add_config_flags(sub, name, stage_cls.Config)
-    for name, job_cls in load_jobs().items():
-        if not job_cls.own_command:
-            continue
-        sub = commands.add_parser(name, help=job_cls.summary, description=job_cls.summary)
-        if name == "eval":
-            sub.add_argument("input", nargs="?", default=None, metavar="MODEL", help=job_cls.input_help)
-        elif job_cls.takes_input:
-            sub.add_argument("--input", default=None, help=job_cls.input_help)
-        sub.add_argument("--out", type=Path, required=True, help="the output folder")
-        if name == "train":
-            sub.add_argument("--resume", action="store_true",
-                             help="continue from the last complete checkpoint in --out (settings must be the same)")
-        _add_config_flags(sub, name, job_cls.Config)
-    _add_interop_commands(commands)
-    return parser
-
-
-def _add_interop_commands(commands: argparse._SubParsersAction) -> None:
-    export = commands.add_parser("export-hf", help="write a checkpoint as a transformers PhiForCausalLM folder")
-    export.add_argument("checkpoint", type=Path,
-                        help="a model folder, or a training run folder (its best, else newest, checkpoint)")
-    export.add_argument("out", type=Path, help="the folder to write (config.json, model.safetensors, tokenizer)")
-    imported = commands.add_parser("import-hf", help="read a transformers Phi model into a textbooks model folder")
-    imported.add_argument("model", help="a local PhiForCausalLM folder, or a hub name such as microsoft/phi-1")
-    imported.add_argument("--out", type=Path, required=True, help="the model folder to write")
-
-
-def _stage_from_args(stage_cls: type[Stage], args: argparse.Namespace) -> Stage:
-    config = _config_from_args(stage_cls.name, stage_cls.Config, args)
-    stage_input = getattr(args, "input", None)
-    if stage_input is not None:
-        from textbooks.inputs import plan_parts
-
-        plan_parts(stage_input)  # fail early on a missing or unreadable input
-    return stage_cls(config, stage_input)
-
-
-def _job_command(job_cls: type[Job], args: argparse.Namespace) -> None:
-    config = _config_from_args(job_cls.name, job_cls.Config, args)
-    job = job_cls(config, getattr(args, "input", None))
-    if getattr(args, "resume", False):
-        job.resume = True
-    from textbooks.jobs import run_job
-
-    run_job(job, args.out)
-
-
-def _interop_command(args: argparse.Namespace) -> None:
-    from textbooks.model.hf import export_checkpoint, import_to_folder
-
-    if args.command == "export-hf":
-        out = export_checkpoint(args.checkpoint, args.out)
-        print(f"export-hf: wrote {out} (load it with transformers.PhiForCausalLM.from_pretrained)")
-    else:
-        import_to_folder(args.model, args.out)
-        print(f"import-hf: wrote {args.out} (train from it with `textbooks train --init {args.out}`)")
+def _declared(cls: type[Step]) -> dict:
+    return {key: value for key, value in cls.resources.items() if key in ("num_cpus", "num_gpus", "resources")}
 
 
 def _run_command(args: argparse.Namespace) -> None:
-    from textbooks.recipe import load_recipe
-    from textbooks.runner import run_recipe
+    from textbooks.pipeline.recipe import load_recipe
+    from textbooks.pipeline.runner import run_recipe
 
     recipe = load_recipe(args.recipe)
     out = args.out or Path("runs") / args.recipe.stem
     run_recipe(recipe, out, engine_name=args.engine)
 
 
-def _stage_command(args: argparse.Namespace) -> None:
-    from textbooks.engine import make_engine
-    from textbooks.runner import run_stage
+def _import_command(args: argparse.Namespace) -> None:
+    from textbooks.model.hf import import_to_folder
 
-    stage_cls = load_stages()[args.command]
-    stage = _stage_from_args(stage_cls, args)
-    engine = make_engine(args.engine or "local", args.workers, args.ray_address)
-    try:
-        run_stage(stage, args.out, engine)
-    finally:
-        engine.close()
+    import_to_folder(args.model, args.out)
+    print(f"import-hf: wrote {args.out} (train from it with `textbooks train --init {args.out}`)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if args.command == "run":
-            _run_command(args)
-        elif args.command == "report":
-            from textbooks.report import write_report
-
-            if not args.run_dir.is_dir():
-                raise UserError(f"{args.run_dir}: no such run folder")
-            write_report(args.run_dir, title=args.title)
-        elif args.command in ("export-hf", "import-hf"):
-            _interop_command(args)
-        elif args.command in load_jobs():
-            _job_command(load_jobs()[args.command], args)
+        if argv and argv[0] in STEPS:
+            _step_command(argv[0], argv[1:])
         else:
-            _stage_command(args)
+            args = build_parser().parse_args(argv)
+            if args.command == "run":
+                _run_command(args)
+            else:
+                _import_command(args)
     except UserError as error:
         print(f"textbooks: error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from textbooks.corpus.globs import DEFAULT_EXCLUDE
-from textbooks.stage import StageConfig
+from textbooks.pipeline.step import StepConfig
 
 Source = Literal["stdlib", "dir", "files", "hf"]
 UnitKind = Literal["file", "function", "class"]
@@ -29,7 +29,7 @@ SOURCE_FIELDS: dict[str, tuple[Source, ...]] = {
 }
 
 
-class IngestConfig(StageConfig):
+class IngestConfig(StepConfig):
     """Where the raw code comes from, how it is cut into units, and the cleaning filters applied to it."""
 
     source: Source = Field("stdlib", description=(

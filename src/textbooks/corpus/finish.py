@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from textbooks import data
 from textbooks.corpus.filters import EXACT_DUPLICATE
 from textbooks.corpus.rows import DROPPED_SCHEMA, SCHEMA, UniqueIds, dropped_table
-from textbooks.stage import WorkShard
+from textbooks.pipeline.stage import WorkShard
+from textbooks.store import data
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from textbooks.corpus.filters import SYNTAX_ERROR, document_problem, row_problem
 from textbooks.corpus.finish import ShardFix, apply_fix, plan_fixes
 from textbooks.corpus.rows import ShardRows
 from textbooks.corpus.units import extract_units, parse_python
-from textbooks.stage import ShardResult, Stage, WorkShard, register
+from textbooks.pipeline.stage import ShardResult, Stage, WorkShard
 
 
 def ingest_document(document: Document, config: IngestConfig, rows: ShardRows) -> None:
@@ -46,13 +46,11 @@ def ingest_document(document: Document, config: IngestConfig, rows: ShardRows) -
             add(unit.kind, unit.name, unit.text, row_problem(unit.code, config))
 
 
-@register
 class IngestStage(Stage):
     name = "ingest"
-    summary = ("read raw code (stdlib, a folder, JSONL/Parquet, a Hugging Face dataset) into files, "
-               "functions or classes; clean and exactly deduplicate it")
     Config = IngestConfig
-    takes_input = False
+    takes = ()  # it reads what its settings name: the stdlib, a folder, files or a hub dataset
+    cli_input = None
     has_reduce = True
 
     config: IngestConfig
@@ -60,7 +58,8 @@ class IngestStage(Stage):
     def plan(self) -> list[sources.Task]:
         return sources.plan_tasks(self.config)
 
-    def fingerprint(self) -> dict:
+    def identity(self) -> dict:
+        """The files the settings select (path, size and time of each), or the records' files and datasets."""
         return sources.input_fingerprint(self.config)
 
     def map(self, task: sources.Task) -> ShardResult:

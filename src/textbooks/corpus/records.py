@@ -1,4 +1,4 @@
-"""Record sources: JSONL/Parquet files (`files`) and Hugging Face datasets (`hf`), through `textbooks.inputs`.
+"""Record sources: JSONL/Parquet files (`files`) and Hugging Face datasets (`hf`), through `textbooks.store.inputs`.
 
 One task per input part (a file, or a slice of a dataset). A record's `path` is its own id (`id_column`)
 when it has one, else its position: `data.jsonl:12` (file and line), `train:3041` (split and row). With a
@@ -14,10 +14,11 @@ from itertools import islice
 from pathlib import Path
 from typing import Iterator
 
-from textbooks import inputs
 from textbooks.corpus.config import IngestConfig
 from textbooks.corpus.document import Document
 from textbooks.corpus.filters import DECODE_ERROR
+from textbooks.store import inputs
+
 
 @dataclass(frozen=True)
 class RecordTask:

@@ -14,8 +14,7 @@ import pyarrow as pa
 
 from textbooks.corpus.filters import split_lines
 from textbooks.dedup.exact import normalized_hash
-from textbooks.stage import DROP_REASON, DUPLICATE_OF, with_drop_reason
-
+from textbooks.pipeline.stage import DROP_REASON, DUPLICATE_OF, with_drop_reason
 
 SCHEMA = pa.schema([
     ("id", pa.string()),

@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from textbooks.stage import StageConfig
+from textbooks.pipeline.step import StepConfig
 
 
-class DedupConfig(StageConfig):
+class DedupConfig(StepConfig):
     threshold: float = Field(
         0.7, gt=0.0, lt=1.0,
         description="Jaccard similarity of two documents' shingle sets at which they count as "

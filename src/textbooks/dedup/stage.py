@@ -22,15 +22,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from textbooks import data
 from textbooks.dedup import lsh, minhash
 from textbooks.dedup.config import DedupConfig
 from textbooks.dedup.exact import normalized_hash
 from textbooks.dedup.shingles import shingle_sets, token_hashes
 from textbooks.dedup.tokens import code_tokens, text_tokens
 from textbooks.errors import UserError
-from textbooks.inputs import Part, fingerprint, plan_parts, read_part
-from textbooks.stage import DROP_REASON, DUPLICATE_OF, ShardResult, Stage, WorkShard, register, with_drop_reason
+from textbooks.pipeline.stage import DROP_REASON, DUPLICATE_OF, ShardResult, Stage, WorkShard, with_drop_reason
+from textbooks.store import data
+from textbooks.store.inputs import Part, plan_parts, read_part
 
 CLUSTER = "minhash_cluster"
 SIGNATURES = "signatures"
@@ -47,10 +47,8 @@ class DedupState:
     duplicate_of: list[str | None]
 
 
-@register
 class DedupStage(Stage):
     name = "dedup"
-    summary = "remove near-duplicates (MinHash LSH on token shingles), keeping the first row of each cluster"
     Config = DedupConfig
     has_reduce = True
     config: DedupConfig
@@ -63,9 +61,6 @@ class DedupStage(Stage):
 
     def plan(self) -> list[Part]:
         return plan_parts(self.input)
-
-    def fingerprint(self) -> list[dict]:
-        return [fingerprint(part) for part in self.plan()]
 
     def map(self, task: Part) -> ShardResult:
         """Shingle sets and signatures of one part's rows, in row order (the row number is the position)."""

@@ -128,7 +128,7 @@ class OursCompleter(_LocalCompleter):
     """A textbooks model folder (or run folder) and its tokenizer, decoded by `generate_batch` with a KV cache."""
 
     def __init__(self, path: str | Path, options: CompleterOptions = CompleterOptions()) -> None:
-        from textbooks.tokenizer import load_tokenizer
+        from textbooks.tokens.tokenizer import load_tokenizer
 
         super().__init__(options)
         folder = resolve_model_folder(Path(path))

@@ -9,8 +9,8 @@ the reference solution's outputs on the same inputs (`compare.outputs_match`); t
 base inputs only, the plus verdict at all of them, as EvalPlus reports them.
 
 Reference outputs come from running the canonical solutions in the same sandbox, once: they are cached under
-`$XDG_CACHE_HOME/textbooks/reference/`, one file per benchmark with a row per task keyed by the task's content
-(a run over other tasks adds rows; a changed task is run again). A candidate's run over all inputs may
+`textbooks.store.cache.cache_dir("reference")`, one record per task keyed by the task's content (a run over
+other tasks adds records; a changed task is run again). A candidate's run over all inputs may
 take `max(timeout_s, 4 x the reference's time)`, at most 61 s (EvalPlus's bound per task) unless the reference
 itself is that slow here (Mbpp/255 and Mbpp/599 take minutes on 2 cores): then twice the reference's time.
 """
@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from textbooks.benchmarks.problem import EVALPLUS_TASK_TIMEOUT_S, EVALPLUS_TIME_LIMIT_FACTOR, Problem
 from textbooks.errors import UserError
-from textbooks.evaluate.benchmarks import EVALPLUS_TASK_TIMEOUT_S, EVALPLUS_TIME_LIMIT_FACTOR, Problem
 from textbooks.evaluate.compare import MBPP_NOT_NONE_ENTRY_POINTS, evalplus_atols, expected_output, outputs_match
+from textbooks.pipeline.records import Records
 from textbooks.sandbox import Outcome, Program, Sandbox, values
 from textbooks.sandbox.isolate import Limits
+from textbooks.store.cache import cache_dir as store_cache_dir
 
 # The canonical solutions are trusted; this only stops a broken environment from hanging. Mbpp/255 and Mbpp/599
 # took 81 and 84 s on 2 shared cores (2026-11), so 120 s left too little room on a loaded machine.
@@ -138,39 +139,19 @@ def reference_outputs(benchmark: str, problems: Sequence[Problem], sandbox: Sand
     """The canonical solutions' outputs for `problems` (EvalPlus kind), from the cache or a sandboxed run."""
     if not problems:
         return {}
-    path = (cache_dir or _cache_dir()) / f"{benchmark.replace('+', 'plus')}.jsonl"
+    records = Records((cache_dir or store_cache_dir("reference")) / benchmark.replace("+", "plus"))
     keys = {problem.task_id: _content_key(problem) for problem in problems}
-    rows = _read_rows(path)
-    missing = [problem for problem in problems if (problem.task_id, keys[problem.task_id]) not in rows]
+    cached = {problem.task_id: records.get(problem.task_id, keys[problem.task_id]) for problem in problems}
+    missing = [problem for problem in problems if cached[problem.task_id] is None]
     references = _run_references(benchmark, missing, sandbox) if missing else {}
-    if missing:
-        for task_id, reference in references.items():
-            rows[task_id, keys[task_id]] = json.dumps({"task_id": task_id, "key": keys[task_id],
-                                                       "outputs": values.encode(reference.outputs),
-                                                       "seconds": reference.seconds})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_text("".join(line + "\n" for line in rows.values()))
-        os.replace(partial, path)  # a concurrent run's new rows may be lost, and are then made again
+    for task_id, reference in references.items():
+        records.put(task_id, {"outputs": values.encode(reference.outputs), "seconds": reference.seconds},
+                    keys[task_id])
     for problem in problems:
         if problem.task_id not in references:
-            row = json.loads(rows[problem.task_id, keys[problem.task_id]])
+            row = cached[problem.task_id]
             references[problem.task_id] = Reference(values.decode(row["outputs"]), row["seconds"])
     return {problem.task_id: references[problem.task_id] for problem in problems}
-
-
-def _read_rows(path: Path) -> dict[tuple[str, str], str]:
-    """The cache file's rows as JSON lines, by (task id, content key); unreadable lines are dropped."""
-    rows: dict[tuple[str, str], str] = {}
-    if not path.is_file():
-        return rows
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-            rows[row["task_id"], row["key"]] = line
-        except (ValueError, KeyError, TypeError):
-            continue
-    return rows
 
 
 def _run_references(benchmark: str, problems: Sequence[Problem], sandbox: Sandbox) -> dict[str, Reference]:
@@ -200,6 +181,3 @@ def _content_key(problem: Problem) -> str:
                                         values.encode(list(problem.base_input) + list(problem.plus_input))]).encode())
     return digest.hexdigest()[:16]
 
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "textbooks" / "reference"

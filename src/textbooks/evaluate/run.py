@@ -1,9 +1,12 @@
 """One evaluation end to end: problems, completions (generated or read), verdicts, scores, files.
 
-`evaluate(config, model, out, say)` is what the `eval` job runs (see `job.py` for the settings and the files
-it writes). Completions of each benchmark are saved under `out/completions/` with the settings that made them,
-and reused when the same settings come again, so a killed evaluation does not generate twice; a prompt shared
-by two benchmarks (HumanEval and HumanEval+) is completed once.
+`evaluate(config, model, out, say)` is what the `eval` step runs (see `step.py` for the settings and the files
+it writes). The prompts of all benchmarks (a prompt shared by HumanEval and HumanEval+ once), longest first,
+are completed in batches of `batch_size`, and each batch is recorded as soon as it is made
+(`out/completions/batches/`, one record per batch, keyed by the model's identity, the sampling settings and the
+batch's prompts): a killed evaluation loses only the batch in flight, and a run with other scoring settings
+(`k`, `timeout_s`, benchmarks added) completes only the prompts it has no record of. `out/completions/NAME.jsonl`
+holds each benchmark's completions once the run is done.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from textbooks import data
+from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.errors import UserError
-from textbooks.evaluate.benchmarks import Problem, load_benchmark
 from textbooks.evaluate.judge import Verdict, judge
 from textbooks.evaluate.passk import mean_pass_at_k
-from textbooks.jobs import Say
+from textbooks.pipeline import hooks
+from textbooks.pipeline.identity import digest
+from textbooks.pipeline.records import Records
+from textbooks.pipeline.step import Say
+from textbooks.store import data
+from textbooks.store.atomic import atomic_file, write_text
+
+COMPLETIONS = "completions"
 
 Sample = tuple[str, str]  # (task_id, completion)
 
@@ -54,7 +63,7 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
         summary["benchmarks"]["fresh"]["llm_grade"] = _grade(config, suites["fresh"], samples["fresh"], say)
     _write_rows(rows, out / "samples.jsonl")
     data.write_json(summary, out / "summary.json")
-    (out / "summary.md").write_text(summary_markdown(summary))
+    write_text(summary_markdown(summary), out / "summary.md")
     return summary
 
 
@@ -62,7 +71,7 @@ def _available(name: str, config: Any, say: Say) -> bool:
     """False (and a message) for a benchmark whose file is not local when `skip_missing` is set."""
     import os
 
-    from textbooks.evaluate.benchmarks import ENV_VAR, FILES
+    from textbooks.benchmarks.files import ENV_VAR, FILES
 
     if not config.skip_missing or name not in FILES:
         return True
@@ -96,45 +105,42 @@ def _completer(config: Any, model: str):
 
 def _generate(completer: Any, suites: dict[str, list[Problem]], config: Any, out: Path, say: Say,
               model_id: Any) -> dict[str, list[Sample]]:
-    settings = json.loads(json.dumps({"model": model_id, "sampling": config.model_dump(
-        include={"n", "temperature", "top_p", "max_new_tokens", "seed"})}, default=str))
-    folder = out / "completions"
-    folder.mkdir(exist_ok=True)
+    sampling = config.model_dump(include={"n", "temperature", "top_p", "max_new_tokens", "seed"})
+    identity = json.loads(json.dumps({"model": model_id, "sampling": sampling}, default=str))
+    records = Records(out / COMPLETIONS / "batches")
+    prompts = sorted(dict.fromkeys(p.prompt for problems in suites.values() for p in problems), key=len, reverse=True)
+    batches = [prompts[start:start + config.batch_size] for start in range(0, len(prompts), config.batch_size)]
+    keys = [digest([identity, batch]) for batch in batches]
     by_prompt: dict[str, list[str]] = {}
-    for name in suites:
-        path = folder / f"{name}.jsonl"
-        saved = _read_completions(path, settings)
-        if saved is not None:
-            by_prompt.update(saved)
-            say(f"eval: {name}: completions from {path}")
+    for key in keys:
+        by_prompt.update(records.get(key, key) or {})
+    for name, problems in suites.items():
+        missing = len({p.prompt for p in problems if p.prompt not in by_prompt})
+        if missing:
+            say(f"eval: {name}: completing {missing} prompts x {config.n}")
+        else:
+            say(f"eval: {name}: completions from {records.folder}")
+    for batch, key in zip(batches, keys):
+        if all(prompt in by_prompt for prompt in batch):
+            continue
+        made = dict(zip(batch, completer.complete(batch, n=config.n, temperature=config.temperature,
+                                                  top_p=config.top_p, max_new_tokens=config.max_new_tokens)))
+        records.put(key, made, key)
+        hooks.reached("eval", "generate")
+        by_prompt.update(made)
     samples: dict[str, list[Sample]] = {}
     for name, problems in suites.items():
-        missing = list(dict.fromkeys(p.prompt for p in problems if p.prompt not in by_prompt))
-        if missing:
-            say(f"eval: {name}: completing {len(missing)} prompts x {config.n}")
-            made = completer.complete(missing, n=config.n, temperature=config.temperature, top_p=config.top_p,
-                                      max_new_tokens=config.max_new_tokens)
-            by_prompt.update(zip(missing, made))
-        _write_completions(folder / f"{name}.jsonl", settings, {p.prompt: by_prompt[p.prompt] for p in problems})
+        _write_completions(out / COMPLETIONS / f"{name}.jsonl", identity,
+                           {p.prompt: by_prompt[p.prompt] for p in problems})
         samples[name] = [(p.task_id, completion) for p in problems for completion in by_prompt[p.prompt]]
     return samples
 
 
-def _read_completions(path: Path, settings: dict) -> dict[str, list[str]] | None:
-    if not path.is_file():
-        return None
-    lines = path.read_text().splitlines()
-    if not lines or json.loads(lines[0]) != settings:
-        return None
-    return {row["prompt"]: row["completions"] for row in map(json.loads, lines[1:])}
-
-
-def _write_completions(path: Path, settings: dict, by_prompt: dict[str, list[str]]) -> None:
-    text = json.dumps(settings) + "\n" + "".join(
-        json.dumps({"prompt": prompt, "completions": completions}) + "\n" for prompt, completions in by_prompt.items())
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(text)
-    partial.replace(path)
+def _write_completions(path: Path, identity: dict, by_prompt: dict[str, list[str]]) -> None:
+    """A benchmark's completions: the model and sampling settings, then one line per prompt."""
+    write_text(json.dumps(identity) + "\n" + "".join(
+        json.dumps({"prompt": prompt, "completions": completions}) + "\n"
+        for prompt, completions in by_prompt.items()), path)
 
 
 def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[str, list[Sample]],
@@ -204,11 +210,9 @@ def _rows(name: str, problems: list[Problem], samples: list[Sample], verdicts: l
 
 
 def _write_rows(rows: list[dict], path: Path) -> None:
-    partial = path.with_name(path.name + ".tmp")
-    with open(partial, "w") as handle:
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
-    partial.replace(path)
 
 
 def _add_solution_loss(completer: Any, suites: dict[str, list[Problem]], summary: dict, say: Say) -> None:

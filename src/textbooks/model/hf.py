@@ -23,6 +23,7 @@ from textbooks.errors import UserError
 from textbooks.model.config import ModelConfig
 from textbooks.model.io import load_model, resolve_model_folder, save_model, tokenizer_folder
 from textbooks.model.phi import Phi
+from textbooks.store.atomic import atomic_file
 
 if TYPE_CHECKING:  # transformers is imported where it is used: it takes seconds, and training does not need it
     from transformers import PhiConfig
@@ -146,7 +147,8 @@ def export_hf(model: Phi, out: Path, tokenizer_dir: Path | None = None) -> Path:
     hf_config.save_pretrained(str(out))
     GenerationConfig.from_model_config(hf_config).save_pretrained(str(out))
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    with atomic_file(out / "model.safetensors") as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
     return out

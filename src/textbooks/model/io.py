@@ -13,7 +13,6 @@ model.json is written last, so a folder that has it holds a whole model even if 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -23,10 +22,10 @@ from pydantic import ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from textbooks.data import write_json
 from textbooks.errors import UserError
 from textbooks.model.config import ModelConfig
 from textbooks.model.phi import Phi
+from textbooks.store.atomic import atomic_file, write_json
 
 FORMAT = "textbooks-phi"
 VERSION = 1
@@ -54,14 +53,8 @@ def _save_weights_atomically(state: dict[str, torch.Tensor], path: Path) -> None
     Streamed to disk rather than through `data.write_bytes`, which would hold a second copy of the weights
     in memory (5.7 GB for phi-1 in fp32).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_file(path) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _copy_tokenizer(source: Path, target: Path) -> None:

@@ -12,7 +12,7 @@ dropped rows each, and its document lengths; a stage adds its own with `@section
 from textbooks.report.blocks import Figure, Paragraph, Preformatted, Section, Subheading, Table
 from textbooks.report.sections import section
 from textbooks.report.stages import StageRun
-from textbooks.report.write import write_report
+from textbooks.report.step import write_report
 
 __all__ = ["Figure", "Paragraph", "Preformatted", "Section", "StageRun", "Subheading", "Table", "section",
            "write_report"]

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from textbooks.report import fmt, plots, read
 from textbooks.report.blocks import Figure, Section, Table
-from textbooks.report.sections import section
 from textbooks.report.stages import StageRun
 
 CLUSTER_COLUMN = "minhash_cluster"
 
 
-@section("dedup")
 def near_duplicate_clusters(stage: StageRun) -> Section | None:
     sizes = read.cluster_sizes([stage.path, stage.dropped], CLUSTER_COLUMN)
     if not len(sizes):

@@ -8,11 +8,9 @@ from collections import Counter
 
 from textbooks.report import plots
 from textbooks.report.blocks import Figure, Paragraph, Preformatted, Section, Table
-from textbooks.report.sections import section
 from textbooks.report.stages import StageRun
 
 
-@section("eval")
 def scores(stage: StageRun) -> Section | None:
     summary_path = stage.path / "summary.json"
     if not summary_path.is_file():

@@ -8,7 +8,6 @@ import numpy as np
 
 from textbooks.report import fmt, plots, read
 from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
-from textbooks.report.sections import section
 from textbooks.report.stages import StageRun
 
 SAMPLES_PER_REASON = 3
@@ -39,7 +38,6 @@ def overview(stages: list[StageRun]) -> list[Section]:
     return sections
 
 
-@section()
 def summary(stage: StageRun) -> Section:
     """The stage's stats.json in words, its counters and the settings it ran with."""
     stats = stage.stats
@@ -95,7 +93,6 @@ def _samples(stage: StageRun, reasons: list[str]) -> list[Block]:
     return blocks
 
 
-@section()
 def drop_reasons(stage: StageRun) -> Section | None:
     """Why rows went, how many, and the first few of each reason to audit the decision by eye."""
     if "drops" not in stage.stats:
@@ -117,7 +114,6 @@ def _quantiles(name: str, lengths: np.ndarray) -> list[str]:
             fmt.size(lengths.max())]
 
 
-@section()
 def document_lengths(stage: StageRun) -> Section | None:
     """Lengths of kept against dropped texts: shows at a glance what a filter cut (only short files?)."""
     kept = read.text_lengths(stage.path)

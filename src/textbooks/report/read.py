@@ -14,9 +14,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from textbooks import data
 from textbooks.errors import UserError
-from textbooks.stage import DROP_REASON, DUPLICATE_OF
+from textbooks.pipeline.stage import DROP_REASON, DUPLICATE_OF
+from textbooks.store import data
 
 SAMPLE_ROWS = 200_000
 

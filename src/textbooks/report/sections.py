@@ -1,22 +1,21 @@
-"""The registry of report sections: what each stage's chapter of the report says.
+"""The table of report sections: what each step's chapter of the report says.
 
-A section is a function from one finished stage (`StageRun`) to a `Section` of blocks, or None when it has
-nothing to say about that stage. Register it for one kind of stage, or for every stage::
+A section is a function from one finished step (`StageRun`) to a `Section` of blocks, or None when it has
+nothing to say about that step. `SECTIONS` lists the built-in ones, each for one kind of step (the step that
+made the folder, from its marker, not the folder's name) or for every step (None), by `module:function`, so
+that matplotlib is imported only when a report is written and no module of the report imports this one.
+Sections run in table order: the generic ones first. Code outside the package adds its own with `section`:
 
     from textbooks.report import Paragraph, Section, StageRun, section
 
     @section("annotate")
     def judge_scores(stage: StageRun) -> Section | None:
         return Section("Judge scores", [Paragraph(f"{stage.stats['counters'].get('judged', 0):,} judged")])
-
-`kind` is the stage that made the dataset (its marker's "stage"), not the step's folder name. Sections run in
-the order they were registered: the generic ones first, then those of `load_sections`' modules; a new
-stage's sections go in a module under `textbooks/report/` that `load_sections` imports, which keeps
-matplotlib out of the stage's own code.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from textbooks.report.blocks import Section
@@ -24,29 +23,43 @@ from textbooks.report.stages import StageRun
 
 StageSection = Callable[[StageRun], Section | None]
 
-_REGISTRY: dict[tuple[str | None, str], tuple[str | None, StageSection]] = {}
+SECTIONS: list[tuple[str | None, str | StageSection]] = [
+    (None, "textbooks.report.generic:summary"),
+    (None, "textbooks.report.generic:drop_reasons"),
+    (None, "textbooks.report.generic:document_lengths"),
+    ("dedup", "textbooks.report.dedup:near_duplicate_clusters"),
+    ("tokenize", "textbooks.report.training:token_data"),
+    ("train", "textbooks.report.training:loss_curves"),
+    ("export-hf", "textbooks.report.training:exported"),
+    ("eval", "textbooks.report.evaluation:scores"),
+]
 
 
 def section(kind: str | None = None) -> Callable[[StageSection], StageSection]:
-    """Register a section for every stage of `kind`, or for every stage when `kind` is None."""
+    """Add a section for every step of `kind`, or for every step when `kind` is None, after the built-in ones."""
 
     def register(function: StageSection) -> StageSection:
         # Keyed by name, so importing a module twice (a reload) does not repeat its sections.
-        _REGISTRY[(kind, f"{function.__module__}.{function.__qualname__}")] = (kind, function)
+        SECTIONS[:] = [(known, target) for known, target in SECTIONS
+                       if not callable(target) or _name(target) != _name(function)]
+        SECTIONS.append((kind, function))
         return function
 
     return register
 
 
-def load_sections() -> None:
-    """Import the modules that register sections (they draw plots, so only when a report is written)."""
-    import textbooks.report.generic  # noqa: F401  (first: the generic sections open every chapter)
-    import textbooks.report.dedup  # noqa: F401
-    import textbooks.report.training  # noqa: F401
-    import textbooks.report.evaluation  # noqa: F401
+def _name(function: StageSection) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def _load(target: str | StageSection) -> StageSection:
+    if callable(target):
+        return target
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def sections_for(stage: StageRun) -> list[Section]:
-    """Every registered section that applies to `stage` and has something to say, in registration order."""
-    made = (function(stage) for kind, function in _REGISTRY.values() if kind in (None, stage.kind))
+    """Every section that applies to `stage` and has something to say, in table order."""
+    made = (_load(target)(stage) for kind, target in SECTIONS if kind in (None, stage.kind))
     return [made_section for made_section in made if made_section is not None]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from textbooks import data
 from textbooks.errors import UserError
+from textbooks.store import data
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ def find_stages(run_dir: Path) -> list[StageRun]:
     stages = []
     for folder in sorted(path for path in Path(run_dir).iterdir() if path.is_dir()):
         marker = data.read_marker(folder)
-        if marker is None or "of" in marker:  # not finished, or the dropped rows of another dataset
+        # not finished, the dropped rows of another dataset, or a report (of this run)
+        if marker is None or "of" in marker or marker.get("kind") == "report":
             continue
         stats = data.read_stats(folder)
         kind = str(marker.get("stage") or stats.get("stage") or folder.name)

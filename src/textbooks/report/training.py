@@ -14,11 +14,9 @@ import numpy as np
 
 from textbooks.report import fmt, plots
 from textbooks.report.blocks import Figure, Paragraph, Section, Table
-from textbooks.report.sections import section
 from textbooks.report.stages import StageRun
 
 
-@section("tokenize")
 def token_data(stage: StageRun) -> Section | None:
     meta_path = stage.path / "meta.json"
     if not meta_path.is_file():
@@ -67,7 +65,6 @@ def _median(records: list[dict], key: str) -> float | None:
     return float(np.median(values)) if values else None
 
 
-@section("train")
 def loss_curves(stage: StageRun) -> Section | None:
     steps, evals = read_log(stage.path / "log.jsonl")
     if not steps:
@@ -106,7 +103,6 @@ def _summary(folder: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-@section("export-hf")
 def exported(stage: StageRun) -> Section | None:
     source = stage.stats.get("source")
     if not source:

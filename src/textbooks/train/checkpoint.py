@@ -14,7 +14,6 @@ without the marker is ignored and removed. The newest `keep_checkpoints` are kep
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
@@ -25,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from textbooks import data
 from textbooks.errors import UserError
 from textbooks.model.io import COMPLETE
+from textbooks.store import data
+from textbooks.store.atomic import atomic_file, atomic_folder, recover_folder
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -65,29 +65,16 @@ def clean_unfinished(out: Path) -> list[Path]:
             if item.is_dir() and not (STEP_FOLDER.fullmatch(item.name) and (item / COMPLETE).is_file()):
                 shutil.rmtree(item)
                 removed.append(item)
-    best, old = Path(out) / BEST, Path(out) / f".{BEST}.old"
-    if old.is_dir():  # killed between the two renames of `write_best`: the old best is the one to keep
-        if best.is_dir():
-            shutil.rmtree(old)
-        else:
-            os.replace(old, best)
-    shutil.rmtree(Path(out) / f".{BEST}.tmp", ignore_errors=True)
+    recover_folder(Path(out) / BEST)
     return removed
 
 
 def _write_folder(final: Path, write_contents: WriteContents, marker: bool) -> None:
     """Fill a temporary sibling of `final`, then rename it into place (replacing an older `final`)."""
-    tmp = final.with_name(f".{final.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write_contents(tmp)
-    if marker:
-        data.write_bytes(b"", tmp / COMPLETE)
-    old = final.with_name(f".{final.name}.old")
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_folder(final) as tmp:
+        write_contents(tmp)
+        if marker:
+            data.write_bytes(b"", tmp / COMPLETE)
 
 
 def write_checkpoint(out: Path, step: int, write_contents: WriteContents) -> Path:
@@ -149,9 +136,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_torch(obj: Any, path: Path) -> None:
     """`torch.save` under a temporary name and renamed, streamed rather than held twice in memory."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_torch(path: Path) -> Any:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from textbooks.stage import StageConfig
+from textbooks.pipeline.refs import ModelInput
+from textbooks.pipeline.step import StepConfig
 
 Phase = Literal["pretrain", "finetune"]
 
@@ -46,7 +47,7 @@ class Resolved:
     eval_every: int
 
 
-class TrainConfig(StageConfig):
+class TrainConfig(StepConfig):
     """Settings of one training run (pretraining or finetuning)."""
 
     phase: Phase = Field("pretrain", description="Which of the paper's two training stages sets the defaults of "
@@ -72,7 +73,7 @@ class TrainConfig(StageConfig):
                                                         "or resid_pdrop=0 (with init: only the dropouts).")
     vocab_size: int | None = Field(None, ge=1, description="Embedding rows; None: the preset's, else the "
                                                            "tokenizer's rounded up to a multiple of 64.")
-    init: str | None = Field(None, description="Start from a model folder or training run folder, or hf:NAME "
+    init: ModelInput | None = Field(None, description="Start from a model folder or training run folder, or hf:NAME "
                                                "(a Phi model is converted; any other causal LM trains as is).")
     betas: tuple[float, float] = Field((0.9, 0.95), description="AdamW betas.")
     eps: float = Field(1e-8, gt=0, description="AdamW epsilon.")

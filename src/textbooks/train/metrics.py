@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from textbooks import data
+from textbooks.store import data
 
 # Dense (no 2:4 sparsity) peak FLOP/s from NVIDIA's data sheets: tensor-core bf16 / fp16, and plain fp32 (no
 # TF32). Matched in order against torch.cuda.get_device_name() as whole words, so the H100 variants come before

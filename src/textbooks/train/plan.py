@@ -10,10 +10,10 @@ from typing import Literal
 
 import torch
 
-from textbooks import data
 from textbooks.errors import UserError
 from textbooks.model.config import ModelConfig, padded_vocab, preset
-from textbooks.tokens import TokenData, open_tokens
+from textbooks.store import data
+from textbooks.tokens.folder import TokenData, open_tokens
 from textbooks.train import checkpoint
 from textbooks.train.config import RUN_ONLY_SETTINGS, Resolved, TrainConfig
 from textbooks.train.data import window_count

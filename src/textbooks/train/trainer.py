@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from textbooks import data
+from textbooks.store import data
 from textbooks.train import checkpoint, distributed
 from textbooks.train.config import TrainConfig
 from textbooks.train.data import DataPosition, TrainWindows, validation_batches

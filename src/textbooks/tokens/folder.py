@@ -1,7 +1,7 @@
 """Token folders: what `textbooks tokenize` writes and the trainer reads.
 
     OUT/meta.json     format, version, dtype, vocab_size, eos_id, tokenizer folder, splits, sources,
-                      val_unigram_entropy (see `textbooks.pack` for every field)
+                      val_unigram_entropy (see `textbooks.tokens.pack` for every field)
     OUT/train.bin     token ids, little-endian, uint16 when vocab_size <= 65536 else uint32, with
     OUT/val.bin       `<|endoftext|>` after every document; `np.memmap` reads them in place
     OUT/tokenizer/    the tokenizer (transformers `save_pretrained`)
@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from textbooks import data
 from textbooks.errors import UserError
-from textbooks.tokenizer import eos_id, load_tokenizer, vocab_size
+from textbooks.store import data
+from textbooks.tokens.tokenizer import eos_id, load_tokenizer, vocab_size
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -59,7 +59,7 @@ class TokenData:
 
     @property
     def tokenizer_dir(self) -> Path:
-        """The tokenizer the ids come from; `textbooks.tokenizer.load_tokenizer` loads it."""
+        """The tokenizer the ids come from; `textbooks.tokens.tokenizer.load_tokenizer` loads it."""
         return self.folder / self.meta["tokenizer"]
 
     @property

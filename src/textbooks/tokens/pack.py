@@ -12,23 +12,23 @@ The output folder, read with `open_tokens` (the trainer does)::
                        "tokenizer_source": "trained" | the tokenizer setting,
                        "splits": {"train": {"tokens": T, "documents": D}, "val": {...}},
                        "sources": [per source: input, weight, documents, natural_tokens, tokens, share,
-                                   repeated_documents, passes, ... (see `textbooks.mixture`)],
+                                   repeated_documents, passes, ... (see `textbooks.tokens.mixture`)],
                        "val_unigram_entropy": H}
     OUT/train.bin     token ids, little-endian, uint16 when vocab_size <= 65536 else uint32, with
     OUT/val.bin       `<|endoftext|>` after every document (paper §2.3); `np.memmap` reads them in place
     OUT/tokenizer/    the tokenizer (transformers `save_pretrained`), trained here or copied
-    OUT/stats.json, OUT/_SUCCESS   written by `run_job`; a folder without _SUCCESS is not finished
+    OUT/stats.json, OUT/_SUCCESS   written by the runner; a folder without _SUCCESS is not finished
 
 A document is held out for val when a hash of its id falls under `val_fraction`: the split never depends on
 shard order, and an id is never in both. val holds every held-out document of every source once, in a
-seeded shuffle; train is drawn from the rest by `textbooks.mixture` (each source its weighted share). A
-trained tokenizer learns from train documents only. `val_unigram_entropy` (nats) is the val loss of a model
+seeded shuffle; train is drawn from the rest by `textbooks.tokens.mixture` (each source its weighted share).
+A trained tokenizer learns from train documents only. `val_unigram_entropy` (nats) is the val loss of a model
 that knows only token frequencies: a trained model should end well below it. Text inside a document that
 spells `<|endoftext|>` is encoded as plain text, so the separator id only ever marks a boundary.
 
 Work resumes per input shard: `OUT/.work/part-00003.tokens.npy` holds the shard's documents' tokens end to
-end and `part-00003.docs.npz` each document's length and id hash (written last, it marks the shard done). A
-killed run redoes only unfinished shards, then assembles the token files from these and removes `.work`.
+end, `part-00003.docs.npz` each document's length and id hash, and the record `encode-00003.json` (written
+last) says the shard is done. A killed run redoes only unfinished shards, then assembles the token files.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ import functools
 import hashlib
 import io
 import math
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -51,18 +50,26 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tqdm import tqdm
 
-from textbooks import data, mixture
 from textbooks.errors import UserError
-from textbooks.inputs import Part, plan_parts, read_part
-from textbooks.jobs import Job, Say, input_fingerprint, job_fingerprint, register_job
-from textbooks.stage import StageConfig
-from textbooks.tokenizer import encode_documents, eos_id, load_tokenizer, text_encoder, train_tokenizer, vocab_size
-from textbooks.tokens import META, SPLITS, TOKENIZER_DIR, folder_meta, token_dtype, unigram_entropy
+from textbooks.pipeline.refs import DatasetInput, TokenizerInput
+from textbooks.pipeline.step import Context, Say, Step, StepConfig
+from textbooks.pipeline.work import Work
+from textbooks.store import data
+from textbooks.store.atomic import atomic_file, atomic_folder
+from textbooks.store.inputs import Part, plan_parts, read_part
+from textbooks.tokens import mixture
+from textbooks.tokens.folder import META, SPLITS, TOKENIZER_DIR, folder_meta, token_dtype, unigram_entropy
+from textbooks.tokens.tokenizer import (
+    encode_documents,
+    eos_id,
+    load_tokenizer,
+    text_encoder,
+    train_tokenizer,
+    vocab_size,
+)
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
-
-WORK = ".work"
 
 
 class MixtureSource(BaseModel):
@@ -70,7 +77,8 @@ class MixtureSource(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    input: str = Field(description="A dataset folder, Parquet/JSONL file or glob, hf:NAME, or @step in a recipe.")
+    input: DatasetInput = Field(description="A dataset folder, Parquet/JSONL file or glob, hf:NAME, or @step in a "
+                                            "recipe.")
     weight: float = Field(1.0, gt=0, description="Relative share of the training tokens.")
 
     @model_validator(mode="before")
@@ -85,8 +93,8 @@ class MixtureSource(BaseModel):
         return value
 
 
-class TokenizeConfig(StageConfig):
-    tokenizer: str = Field(
+class TokenizeConfig(StepConfig):
+    tokenizer: TokenizerInput = Field(
         "train",
         description="train: a byte-level BPE trained on the training split of the input; otherwise a hub name "
                     "(phi-1's: Salesforce/codegen-350M-mono) or a tokenizer folder (@step/tokenizer in a recipe).")
@@ -122,19 +130,20 @@ class _Source:
         return range(self.first_part, self.first_part + len(self.parts))
 
 
-@register_job
-class TokenizeJob(Job):
+class TokenizeStep(Step):
     name = "tokenize"
-    summary = "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"
     Config = TokenizeConfig
+    takes = ("dataset",)
+    makes = "tokens"
     input_help = "a dataset folder, Parquet/JSONL file or glob, or hf:NAME (or give --mixture instead)"
+    outputs = (META, *(f"{split}.bin" for split in SPLITS), TOKENIZER_DIR)
     config: TokenizeConfig
 
-    def __init__(self, config: TokenizeConfig, input: str | None = None, run_folder: Path | None = None) -> None:
+    def __init__(self, config: TokenizeConfig, input: str | None = None) -> None:
         if not config.mixture and not input:
             raise UserError(f"{self.name}: needs an input (--input PATH, or `input:` in a recipe) or a mixture "
                             "(--mixture PATH=WEIGHT ..., or `mixture:` in a recipe)")
-        super().__init__(config, input, run_folder)
+        super().__init__(config, input)
         if config.mixture and input:
             raise UserError(f"{self.name}: give an input or a mixture, not both; add {input} to the mixture "
                             "with its weight")
@@ -143,24 +152,21 @@ class TokenizeJob(Job):
     def needs_input(cls, config: TokenizeConfig) -> bool:
         return not config.mixture
 
-    def _inputs(self) -> list[tuple[str, str, float]]:
-        """(label as given, path, weight) of every source."""
+    def _inputs(self, settings: TokenizeConfig) -> list[tuple[str, str, float]]:
+        """(label as written, path, weight) of every source."""
         if self.config.mixture:
-            return [(item.input, self.resolve(item.input), item.weight) for item in self.config.mixture]
+            return [(str(written.input), str(item.input), item.weight)
+                    for written, item in zip(settings.mixture or [], self.config.mixture)]
         return [(str(self.input), str(self.input), 1.0)]
 
-    def _tokenizer_location(self) -> str:
-        return self.resolve(self.config.tokenizer)
-
-    def fingerprint(self) -> Any:
-        tokenizer = None if self.config.tokenizer == "train" else input_fingerprint(self._tokenizer_location())
-        return {"sources": [input_fingerprint(path) for _, path, _ in self._inputs()], "tokenizer": tokenizer}
-
-    def run(self, out: Path, say: Say) -> dict:
+    def run(self, ctx: Context) -> dict:
         started = time.perf_counter()
-        work = _work_folder(out, job_fingerprint(self), say)
-        sources = self._plan()
-        tokenizer = self._tokenizer(work / TOKENIZER_DIR, sources, say)
+        work, say = ctx.work, ctx.say
+        sources = self._plan(ctx.settings)
+        if ctx.resuming:
+            done = len(work.done("encode", sum(len(source.parts) for source in sources)))
+            say(f"{self.name}: resuming in {ctx.out}: {done} shard(s) tokenized earlier")
+        tokenizer = self._tokenizer(work.path(TOKENIZER_DIR), sources, say)
         dtype, eos = token_dtype(vocab_size(tokenizer)), eos_id(tokenizer)
         encoded, encode_seconds = self._encode(sources, tokenizer, dtype, work)
         documents = mixture.Documents.from_parts(_part_records(work, sources))
@@ -170,16 +176,20 @@ class TokenizeJob(Job):
         val_order = mixture.shuffled(np.flatnonzero(is_val), self.config.seed, mixture.VALIDATION)
         tokens_of = functools.cache(lambda number: np.load(_tokens_path(work, number), mmap_mode="r"))
         counts = np.zeros(vocab_size(tokenizer), np.int64)
-        splits = {"train": mixture.write_stream(work / "train.bin", train_order, documents, tokens_of, eos, dtype),
-                  "val": mixture.write_stream(work / "val.bin", val_order, documents, tokens_of, eos, dtype, counts)}
+        out = ctx.out
+        with atomic_file(out / "train.bin") as train_path, atomic_file(out / "val.bin") as val_path:
+            splits = {"train": mixture.write_stream(train_path, train_order, documents, tokens_of, eos, dtype),
+                      "val": mixture.write_stream(val_path, val_order, documents, tokens_of, eos, dtype, counts)}
         for index, record in enumerate(source_records):
             record["val_documents"] = int(np.count_nonzero(is_val & (documents.source == index)))
             if record["repeated_documents"]:
                 say(f"{self.name}: {record['input']} repeats {record['repeated_documents']:,} documents "
                     f"({record['passes']} passes) to reach its share of the training tokens")
-        source_name = "trained" if self.config.tokenizer == "train" else self.config.tokenizer
+        source_name = "trained" if self.config.tokenizer == "train" else str(ctx.settings.tokenizer)
         meta = folder_meta(tokenizer, source_name, splits, source_records, unigram_entropy(counts))
-        _finish(work, out, meta)
+        with atomic_folder(out / TOKENIZER_DIR) as folder:
+            shutil.copytree(work.path(TOKENIZER_DIR), folder, dirs_exist_ok=True)
+        data.write_json(meta, out / META)
         seconds = time.perf_counter() - started
         say(f"{self.name}: train {splits['train']['tokens']:,} tokens ({splits['train']['documents']:,} documents), "
             f"val {splits['val']['tokens']:,}; {encoded / max(encode_seconds, 1e-9):,.0f} tokens/s")
@@ -191,10 +201,10 @@ class TokenizeJob(Job):
                 "tokens_per_second": round(encoded / encode_seconds) if encode_seconds else None,
                 "seconds": round(seconds, 3)}
 
-    def _plan(self) -> list[_Source]:
+    def _plan(self, settings: TokenizeConfig) -> list[_Source]:
         """Every source's parts, checked before any work: readable, with the text column, not empty."""
         sources, first = [], 0
-        for label, path, weight in self._inputs():
+        for label, path, weight in self._inputs(settings):
             parts = plan_parts(path)
             rows = [_check_parquet(part.path, self.config.text_column) for part in parts
                     if part.kind in ("shard", "parquet")]
@@ -207,14 +217,13 @@ class TokenizeJob(Job):
     def _tokenizer(self, folder: Path, sources: list[_Source], say: Say) -> Any:
         """The tokenizer saved in `.work` (trained or copied there once), loaded back from there."""
         if not folder.is_dir():
-            staging = folder.with_name(folder.name + ".tmp")
-            shutil.rmtree(staging, ignore_errors=True)
-            if self.config.tokenizer == "train":
-                say(f"{self.name}: training a {self.config.vocab_size}-entry byte-level BPE on the training split")
-                train_tokenizer(self._training_texts(sources), self.config.vocab_size, staging)
-            else:
-                load_tokenizer(self._tokenizer_location()).save_pretrained(staging)
-            os.replace(staging, folder)
+            with atomic_folder(folder) as staging:
+                if self.config.tokenizer == "train":
+                    say(f"{self.name}: training a {self.config.vocab_size}-entry byte-level BPE on the training "
+                        "split")
+                    train_tokenizer(self._training_texts(sources), self.config.vocab_size, staging)
+                else:
+                    load_tokenizer(str(self.config.tokenizer)).save_pretrained(staging)
         return load_tokenizer(str(folder))
 
     def _training_texts(self, sources: list[_Source]) -> Iterator[str]:
@@ -234,17 +243,20 @@ class TokenizeJob(Job):
                 if used >= budget:
                     break
 
-    def _encode(self, sources: list[_Source], tokenizer: Any, dtype: np.dtype, work: Path) -> tuple[int, float]:
-        """Tokenize every part not done earlier into `.work`; the tokens encoded and the seconds it took."""
+    def _encode(self, sources: list[_Source], tokenizer: Any, dtype: np.dtype, work: Work) -> tuple[int, float]:
+        """Tokenize every part not recorded as done into `.work`; the tokens encoded and the seconds it took."""
         encoder = text_encoder(tokenizer)
         encoded, seconds = 0, 0.0
         total = sum(len(source.parts) for source in sources)
+        done = work.done("encode", total)
         with tqdm(total=total, desc=self.name, unit="shard", disable=None) as bar:
             for source in sources:
                 for number, part in zip(source.part_numbers(), source.parts):
-                    if not _docs_path(work, number).is_file():
+                    if number not in done:
                         started = time.perf_counter()
-                        encoded += _encode_part(part, self.config.text_column, encoder, dtype, work, number)
+                        tokens = _encode_part(part, self.config.text_column, encoder, dtype, work, number)
+                        work.record("encode", number, {"tokens": tokens})
+                        encoded += tokens
                         seconds += time.perf_counter() - started
                     bar.update(1)
         return encoded, seconds
@@ -261,25 +273,6 @@ class TokenizeJob(Job):
         records = [{"input": source.label, "weight": source.weight, **draw.summary(total)}
                    for source, draw in zip(sources, draws)]
         return order, records
-
-
-def _work_folder(out: Path, fingerprint: str, say: Say) -> Path:
-    """`OUT/.work`, kept from an unfinished run with the same settings and input, else started afresh."""
-    work = out / WORK
-    stamp = work / "fingerprint.json"
-    try:
-        same = data.read_json(stamp) == {"fingerprint": fingerprint}
-    except (OSError, ValueError):
-        same = False
-    if same:
-        done = len(list(work.glob("part-*.docs.npz")))
-        say(f"tokenize: resuming in {out}: {done} shard(s) tokenized earlier")
-        return work
-    if work.exists():
-        say(f"tokenize: settings or input changed since the unfinished run in {out}; starting over")
-        shutil.rmtree(work)
-    data.write_json({"fingerprint": fingerprint}, stamp)
-    return work
 
 
 def _check_parquet(path: str, text_column: str) -> int:
@@ -319,16 +312,16 @@ def _val_threshold(val_fraction: float) -> np.uint64:
     return np.uint64(min(int(val_fraction * 2.0**64), 2**64 - 1))
 
 
-def _docs_path(work: Path, number: int) -> Path:
-    return work / f"part-{number:05d}.docs.npz"
+def _docs_path(work: Work, number: int) -> Path:
+    return work.path(f"part-{number:05d}.docs.npz")
 
 
-def _tokens_path(work: Path, number: int) -> Path:
-    return work / f"part-{number:05d}.tokens.npy"
+def _tokens_path(work: Work, number: int) -> Path:
+    return work.path(f"part-{number:05d}.tokens.npy")
 
 
-def _encode_part(part: Part, text_column: str, encoder: Tokenizer, dtype: np.dtype, work: Path, number: int) -> int:
-    """Tokenize one part into `.work` (tokens first, then the docs file that marks it done); its token count."""
+def _encode_part(part: Part, text_column: str, encoder: Tokenizer, dtype: np.dtype, work: Work, number: int) -> int:
+    """Tokenize one part into `.work` (its tokens, and each document's length and id hash); its token count."""
     ids, texts = _read_texts(part, text_column)
     tokens, lengths = encode_documents(encoder, texts, dtype)
     _save(_tokens_path(work, number), tokens)
@@ -346,7 +339,7 @@ def _save(path: Path, array: np.ndarray | None = None, **arrays: np.ndarray) -> 
     data.write_bytes(buffer.getvalue(), path)
 
 
-def _part_records(work: Path, sources: list[_Source]) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+def _part_records(work: Work, sources: list[_Source]) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """(part number, source index, document lengths, id hashes) of every tokenized part in `.work`."""
     for index, source in enumerate(sources):
         for number in source.part_numbers():
@@ -373,16 +366,3 @@ def _check_splits(documents: mixture.Documents, is_val: np.ndarray, sources: lis
         suggestion = math.ceil(needed * 10**digits) / 10**digits
         raise UserError(f"tokenize: the val split would be empty: {count} documents, none under val_fraction "
                         f"{val_fraction}; use val_fraction {suggestion} or more, or give more documents")
-
-
-def _finish(work: Path, out: Path, meta: dict) -> None:
-    """Move the finished files from `.work` into place (meta.json last), then drop `.work`."""
-    staging = out / f".{TOKENIZER_DIR}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(work / TOKENIZER_DIR, staging)
-    shutil.rmtree(out / TOKENIZER_DIR, ignore_errors=True)
-    os.replace(staging, out / TOKENIZER_DIR)
-    for name in SPLITS:
-        os.replace(work / f"{name}.bin", out / f"{name}.bin")
-    data.write_json(meta, out / META)
-    shutil.rmtree(work)

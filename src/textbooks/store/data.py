@@ -1,4 +1,4 @@
-"""Dataset folders: Parquet shards, `stats.json` and a completion marker written last.
+"""Dataset folders, and the marker and stats every finished step folder has.
 
 A dataset is a folder::
 
@@ -7,23 +7,25 @@ A dataset is a folder::
     OUT/dropped/                 the rows the stage removed, same layout, with a `drop_reason` column
     OUT/_SUCCESS                 written last: a folder without it is not a finished dataset
 
-Every file is written under a temporary name and renamed into place, so a killed process never leaves a
-half-written shard under a final name. Read a dataset with `read_dataset(OUT)`, or from any Parquet reader
-with the glob `OUT/*.parquet` (the glob keeps `dropped/` out).
+Every file is written through `textbooks.store.atomic` (temporary name, fsync, rename), so a killed process
+never leaves a half-written shard under a final name. Read a dataset with `read_dataset(OUT)`, or from any
+Parquet reader with the glob `OUT/*.parquet` (the glob keeps `dropped/` out). Every step's folder, dataset or
+not, gets `stats.json` and the `_SUCCESS` marker from the runner (`textbooks.pipeline.runner`).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textbooks.errors import UserError
+from textbooks.store.atomic import atomic_file, read_json, write_bytes, write_json
+
+__all__ = ["read_json", "write_bytes", "write_json"]  # re-exported: most callers of this module write JSON too
 
 MARKER = "_SUCCESS"
 STATS = "stats.json"
@@ -36,43 +38,10 @@ def shard_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def _temporary_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-
-
 def write_table(table: pa.Table, path: Path) -> None:
-    """Write `table` to `path` atomically (temporary name, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
+    """Write `table` to `path` as one zstd-compressed Parquet file, atomically."""
+    with atomic_file(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_bytes(content: bytes, path: Path) -> None:
-    """Write `content` to `path` atomically (temporary name, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temporary_sibling(path)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def write_json(obj: Any, path: Path) -> None:
-    """Write `obj` as indented JSON to `path` atomically."""
-    write_bytes((json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8"), path)
-
-
-def read_json(path: Path) -> Any:
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
 
 
 def is_complete(folder: Path) -> bool:

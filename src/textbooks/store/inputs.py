@@ -18,8 +18,8 @@ from typing import Any, Iterator, Literal
 
 import pyarrow.parquet as pq
 
-from textbooks import data
 from textbooks.errors import UserError
+from textbooks.store import data
 
 JSONL_SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz", ".jsonl.zst", ".json.zst", ".ndjson")
 PARQUET_SUFFIXES = (".parquet",)

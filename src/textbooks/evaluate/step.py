@@ -24,19 +24,19 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from textbooks import data
+from textbooks.benchmarks import BENCHMARKS
 from textbooks.errors import UserError
-from textbooks.evaluate.benchmarks import BENCHMARKS
-from textbooks.jobs import Job, Say, register_job
-from textbooks.stage import StageConfig
+from textbooks.pipeline.refs import PathInput
+from textbooks.pipeline.step import Context, Step, StepConfig
+from textbooks.store import data
 
 
-class EvalConfig(StageConfig):
+class EvalConfig(StepConfig):
     """Settings of `textbooks eval` (recipe keys and flags)."""
 
     bench: list[str] = Field(default_factory=lambda: ["humaneval"],
                              description=f"benchmarks, comma-separated or listed: {', '.join(BENCHMARKS)}")
-    samples: str | None = Field(None, description="score this JSONL of completions (task_id + completion or "
+    samples: PathInput | None = Field(None, description="score this JSONL of completions (task_id + completion or "
                                                   "solution per line) instead of generating")
     n: int = Field(1, ge=1, description="samples per problem")
     temperature: float = Field(0.0, ge=0, description="0 is greedy decoding")
@@ -76,25 +76,22 @@ class EvalConfig(StageConfig):
         return value
 
 
-@register_job
-class Eval(Job):
+class EvalStep(Step):
     name = "eval"
     Config = EvalConfig
-    summary = "evaluate a model (or a samples file) on HumanEval, MBPP, EvalPlus and the fresh problems"
+    takes = ("model",)
+    makes = "evaluation"
     input_help = "the model: a checkpoint or training run folder, a transformers model, or openai:MODEL"
+    outputs = ("samples.jsonl", "summary.json", "summary.md", "completions/*.jsonl")
     unfingerprinted = frozenset({"batch_size", "workers", "device"})
+    cli_input = "MODEL"
+    config: EvalConfig
 
     @classmethod
-    def needs_input(cls, config: StageConfig) -> bool:
-        return getattr(config, "samples", None) is None
+    def needs_input(cls, config: EvalConfig) -> bool:
+        return config.samples is None
 
-    def fingerprint(self) -> Any:
-        from textbooks.jobs import input_fingerprint
-
-        samples = self.config.samples
-        return [super().fingerprint(), input_fingerprint(samples) if samples else None]
-
-    def run(self, out: Path, say: Say) -> dict:
+    def run(self, ctx: Context) -> dict:
         from textbooks.evaluate.run import evaluate
 
         config = self.config
@@ -105,7 +102,7 @@ class Eval(Job):
         model = self.input
         if model and not model.startswith("openai:") and Path(model).exists():
             model = str(Path(model).resolve())
-        summary = evaluate(config, model, out, say, model_id=super().fingerprint())
+        summary = evaluate(config, model, ctx.out, ctx.say, model_id=ctx.identity["input"])
         return {"summary": summary}
 
 

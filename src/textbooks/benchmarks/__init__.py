@@ -1,0 +1,48 @@
+"""Benchmark problems as `Problem`s: HumanEval, MBPP, HumanEval+, MBPP+ and the package's fresh problems.
+
+    from textbooks.benchmarks import load_benchmark
+    problems = load_benchmark("mbpp+")          # humaneval | mbpp | humaneval+ | mbpp+ | fresh
+
+| name | problems | file | `kind`: how a completion is judged |
+|---|---|---|---|
+| `humaneval` | 164 | `HumanEval.jsonl.gz` | `check`: `prompt + completion + test + check(entry_point)` runs cleanly |
+| `mbpp` | 500 | `mbpp.jsonl` (test ids 11-510) | `asserts`: `prompt + completion + test` runs cleanly |
+| `humaneval+` | 164 | `HumanEvalPlus-v0.1.10.jsonl.gz` | `evalplus`: outputs on `base_input`/`plus_input` match |
+| `mbpp+` | 378 | `MbppPlus-v0.2.0.jsonl.gz` | `evalplus` |
+| `fresh` | see file | `textbooks/benchmarks/fresh.jsonl`, in the package | `check` |
+
+One file per benchmark (`humaneval`, `mbpp`, `evalplus`, `fresh`), the files they read (`files`: a folder,
+else a download) and the `Problem` they all make (`problem`): evaluation and decontamination both load their
+problems from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from textbooks.benchmarks.evalplus import load_humaneval_plus, load_mbpp_plus
+from textbooks.benchmarks.fresh import load_fresh
+from textbooks.benchmarks.humaneval import load_humaneval
+from textbooks.benchmarks.mbpp import load_mbpp
+from textbooks.benchmarks.problem import Problem
+from textbooks.errors import UserError
+
+Loader = Callable[[str | Path | None], list[Problem]]
+BENCHMARKS: dict[str, Loader] = {
+    "humaneval": load_humaneval,
+    "mbpp": load_mbpp,
+    "humaneval+": load_humaneval_plus,
+    "mbpp+": load_mbpp_plus,
+    "fresh": load_fresh,
+}
+
+
+def load_benchmark(name: str, benchmarks_dir: str | Path | None = None) -> list[Problem]:
+    """The problems of benchmark `name` (a key of `BENCHMARKS`), in task order."""
+    if name not in BENCHMARKS:
+        raise UserError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    return BENCHMARKS[name](benchmarks_dir)
+
+
+__all__ = ["BENCHMARKS", "Loader", "Problem", "load_benchmark"]

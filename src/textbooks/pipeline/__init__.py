@@ -1,0 +1,3 @@
+"""The framework every step runs in: the step contract (`step`, `stage`), references inside settings (`refs`),
+fingerprints and content identities (`identity`), progress records (`work`, `records`), the step table
+(`table`), recipes (`recipe`), executors (`executors`) and the one runner (`runner`)."""

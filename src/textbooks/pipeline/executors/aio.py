@@ -1,0 +1,57 @@
+"""The async executor: every task of a step on one asyncio loop in this process, for I/O-bound steps.
+
+All tasks run at once and share what `setup` made (one LLM client, one response-cache connection) and one
+`Limiter` (the step's `concurrency` and `requests_per_minute`), so the limits hold for the whole step. The
+progress bar counts tasks and shows requests per second. The first task that fails cancels the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from typing import Any, Callable, Iterator
+
+from tqdm.auto import tqdm
+
+from textbooks.pipeline.executors.base import Executor, Worker
+
+
+class AsyncExecutor(Executor):
+    name = "async"
+    is_async = True
+
+    def map(self, fn: Callable[[Any, Any], Any], items: list[Any], desc: str,
+            setup: Callable[[Worker], Any] | None = None) -> Iterator[Any]:
+        if not items:
+            return
+        yield from asyncio.run(self._run(fn, items, desc, setup))
+
+    async def _run(self, fn: Callable[[Any, Any], Any], items: list[Any], desc: str,
+                   setup: Callable[[Worker], Any] | None) -> list[Any]:
+        limiter = self.limiter()
+        state = setup(Worker(limiter)) if setup is not None else None
+        if inspect.isawaitable(state):
+            state = await state
+        started = time.perf_counter()
+        bar = tqdm(total=len(items), desc=desc, unit="shard", dynamic_ncols=True, leave=False, disable=None)
+
+        async def one(item: Any) -> Any:
+            result = await fn(item, state)
+            bar.update()
+            bar.set_postfix_str(f"{limiter.requests / max(time.perf_counter() - started, 1e-9):.1f} req/s",
+                                refresh=False)
+            return result
+
+        tasks = [asyncio.ensure_future(one(item)) for item in items]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            bar.close()
+            if hasattr(state, "aclose"):
+                await state.aclose()

@@ -1,0 +1,121 @@
+"""The one way files are written: under a temporary name, fsynced, then renamed into place.
+
+    with atomic_file(path) as tmp:         # any writer: pq.write_table, safetensors, torch.save ...
+        torch.save(state, tmp)
+    write_json({"step": 3}, path)          # small files in one call
+    with atomic_folder(folder) as tmp:     # a whole folder (save_pretrained, a checkpoint)
+        tokenizer.save_pretrained(tmp)
+
+A process killed mid-write leaves at most a temporary `.NAME.PID-XXXXXXXX.tmp` next to the target, never a
+half-written file under the final name; `remove_temporaries(folder)` clears what a killed writer left, and
+`recover_folder(path)` finishes a folder replacement a kill interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+TEMPORARY = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A name next to `path` that no other process uses and `remove_temporaries` recognises."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextmanager
+def atomic_file(path: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it is fsynced and renamed to `path`, on failure removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _folder_siblings(path: Path) -> tuple[Path, Path]:
+    return path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
+
+
+def recover_folder(path: Path) -> None:
+    """Finish what an `atomic_folder` killed mid-way left: the half-filled folder is removed, and an older
+    folder moved aside but not yet replaced is put back (it is the last complete one)."""
+    tmp, old = _folder_siblings(Path(path))
+    shutil.rmtree(tmp, ignore_errors=True)
+    if old.is_dir():
+        if Path(path).exists():
+            shutil.rmtree(old)
+        else:
+            os.replace(old, path)
+
+
+@contextmanager
+def atomic_folder(path: Path) -> Iterator[Path]:
+    """Yield an empty temporary folder to fill; on success its files are fsynced and it replaces `path` (an
+    older `path` is moved aside first and removed last), on failure it is removed. A folder has one writer."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(path)
+    tmp, old = _folder_siblings(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        for item in tmp.rglob("*"):
+            if item.is_file():
+                _fsync(item)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_bytes(content: bytes, path: Path) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_bytes(content)
+
+
+def write_text(text: str, path: Path) -> None:
+    write_bytes(text.encode("utf-8"), path)
+
+
+def write_json(obj: Any, path: Path) -> None:
+    """`obj` as indented JSON with sorted keys."""
+    write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporaries a killed writer left directly in `folder` (files and folders); what was removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = [item for item in folder.iterdir() if TEMPORARY.match(item.name)]
+    for item in removed:
+        if item.is_dir():
+            shutil.rmtree(item, ignore_errors=True)
+        else:
+            item.unlink(missing_ok=True)
+    return removed
