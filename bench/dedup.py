@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from planted import stdlib_modules, variant  # noqa: E402
 
-from textbooks import data  # noqa: E402
+from textbooks.store import data  # noqa: E402
 from textbooks.dedup.config import DedupConfig  # noqa: E402
 from textbooks.dedup.shingles import shingle_sets, token_hashes  # noqa: E402
 from textbooks.dedup.stage import DedupStage  # noqa: E402
@@ -127,7 +127,7 @@ def timed(work: Callable[[], T]) -> tuple[T, Timing]:
 
 def run_ours(folder: Path, out: Path) -> int:
     stage = DedupStage(DedupConfig(), str(folder))
-    engine = make_executor("local")
+    engine = make_executor("process")
     try:
         outcome = run_step(stage, out, executor=engine, say=lambda _: None)
     finally:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -207,3 +211,25 @@ def test_texts_without_tokens_are_only_exact_duplicates(tmp_path):
     verdicts = {row["id"]: (row.get("drop_reason"), row.get("duplicate_of")) for row in all_rows(out)}
     assert verdicts == {"a0": (None, None), "a1": (None, None), "a2": (None, None), "a3": (None, None),
                         "a4": ("exact_duplicate", "a0")}
+
+
+@pytest.mark.parametrize(("point", "resumed"), [
+    ("dedup:map:2", {"map": 2, "reduce": False, "apply": 0}),
+    ("dedup:reduce", {"map": 3, "reduce": True, "apply": 0}),
+    ("dedup:apply:2", {"map": 3, "reduce": True, "apply": 2}),
+])
+def test_killed_in_map_reduce_or_apply_resumes_to_the_same_dataset(planted, deduplicated, tmp_path, capsys, point,
+                                                                   resumed):
+    """kill -9 (the test hook) right after the named record: the re-run does only what was not recorded."""
+    out = tmp_path / "killed"
+    args = ["dedup", "--input", str(planted[0]), "--out", str(out), "--workers", "1"]
+    killed = subprocess.run([sys.executable, "-m", "textbooks", *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TEXTBOOKS_KILL_AT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not data.is_complete(out)
+    assert cli.main(args) == 0
+    said = capsys.readouterr().out
+    assert f"dedup: resuming, {resumed['map']}/3 shards done earlier" in said
+    assert ("the reduce result was recorded earlier" in said) == resumed["reduce"]
+    assert data.read_stats(out)["done_earlier"] == resumed
+    assert shard_tables(out) == shard_tables(deduplicated)

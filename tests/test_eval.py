@@ -4,7 +4,11 @@ model with resumable completions, an OpenAI-compatible endpoint and an LLM judge
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +104,28 @@ def test_a_local_model_end_to_end_and_resumed(tmp_path, model_folder, capsys):
     assert (out / "completions" / "fresh.jsonl").read_text() == completions
     assert main(args) == 0
     assert "eval: done earlier" in capsys.readouterr().out
+
+
+def test_killed_while_generating_loses_only_the_batch_in_flight(tmp_path, model_folder, capsys):
+    """kill -9 (the test hook) after two of three batches are recorded: the re-run generates the third only, and
+    scores and samples equal an uninterrupted run's."""
+    args = [str(model_folder), "--bench", "fresh", "--limit", "6", "--batch-size", "2", "--max-new-tokens", "12",
+            "--temperature", "0.8", "--no-solution-loss"]
+    assert main(["eval", *args, "--out", str(tmp_path / "whole")]) == 0
+    out = tmp_path / "killed"
+    killed = subprocess.run([sys.executable, "-m", "textbooks", "eval", *args, "--out", str(out)], capture_output=True,
+                            text=True, timeout=300, env={**os.environ, "TEXTBOOKS_KILL_AT": "eval:generate:2"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    capsys.readouterr()
+    assert main(["eval", *args, "--out", str(out)]) == 0
+    assert "eval: fresh: completing 2 prompts x 1" in capsys.readouterr().out
+    assert summary_of(out) == summary_of(tmp_path / "whole")
+
+    def samples(folder: Path) -> list[dict]:
+        return [{key: value for key, value in json.loads(line).items() if key != "seconds"}
+                for line in (folder / "samples.jsonl").read_text().splitlines()]
+
+    assert samples(out) == samples(tmp_path / "whole")
 
 
 def test_an_endpoint_model_with_an_llm_judge(tmp_path, llm_server, monkeypatch):

@@ -191,6 +191,23 @@ def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return out, result
 
 
+def test_demo_ingest_and_dedup_are_the_same_on_ray(demo_run, tmp_path):
+    """The demo's first two steps, as the demo writes them, on the ray executor: the same datasets."""
+    pytest.importorskip("ray")
+    import yaml
+
+    out, _ = demo_run
+    root = Path(__file__).resolve().parents[1]
+    recipe = yaml.safe_load((root / "recipes" / "demo.yaml").read_text())
+    recipe["stages"] = recipe["stages"][:2]
+    (tmp_path / "demo-on-ray.yaml").write_text(yaml.safe_dump(recipe))
+    on_ray = textbooks("run", str(tmp_path / "demo-on-ray.yaml"), "--out", str(tmp_path / "ray"), "--engine", "ray")
+    assert on_ray.returncode == 0, on_ray.stderr
+    for stage in ("ingest", "dedup"):
+        assert data.read_stats(tmp_path / "ray" / stage)["engine"] == "ray"
+        assert shard_tables(tmp_path / "ray" / stage) == shard_tables(out / stage)
+
+
 def test_demo_recipe_runs_end_to_end(demo_run):
     out, result = demo_run
     assert (out / "report.html").is_file() and (out / "report.md").is_file()

@@ -18,6 +18,7 @@ from train_helpers import (
 )
 
 from textbooks.errors import UserError
+from textbooks.store import data
 from textbooks.train.trainer import train
 
 DDP = tiny_config(max_steps=6, checkpoint_every=3, eval_every=3)
@@ -62,3 +63,39 @@ def test_fsdp_matches_ddp_and_resumes_exactly(tokens: Path, ddp_run: Path, tmp_p
     resumed = load_file(final / "model.safetensors")
     assert all(torch.equal(weights[name], resumed[name]) for name in weights)
     assert [line["loss"] for line in read_log(out)[0]] == [line["loss"] for line in fsdp_steps]
+
+
+SPY = """
+import json, os, sys
+from pathlib import Path
+from textbooks.pipeline.runner import run_step
+from textbooks.store import data
+from textbooks.train.config import TrainConfig
+from textbooks.train.step import TrainStep
+
+spec = json.loads(sys.argv[1])
+written = Path(spec["log"]) / f"rank-{os.environ['RANK']}.txt"
+real = data.write_json
+
+def write_json(obj, path):  # the real write, noted per rank
+    with open(written, "a") as handle:
+        handle.write(Path(path).name + "\\n")
+    real(obj, path)
+
+data.write_json = write_json
+run_step(TrainStep(TrainConfig(**spec["config"]), spec["data"]), spec["out"])
+"""
+
+
+def test_under_torchrun_only_rank_0_writes_the_stats_and_the_marker(tokens: Path, tmp_path: Path) -> None:
+    script = tmp_path / "spy.py"
+    script.write_text(SPY)
+    out = tmp_path / "run"
+    spec = {"config": tiny_config(max_steps=2, checkpoint_every=2, eval_every=2).model_dump(mode="json"),
+            "data": str(tokens), "out": str(out), "log": str(tmp_path)}
+    run_script([str(script), json.dumps(spec)], torchrun_processes=2)
+    by_rank = {rank: (tmp_path / f"rank-{rank}.txt").read_text().split() if (tmp_path / f"rank-{rank}.txt").exists()
+               else [] for rank in (0, 1)}
+    assert {"stats.json", "_SUCCESS"} <= set(by_rank[0])
+    assert not {"stats.json", "_SUCCESS"} & set(by_rank[1])
+    assert data.read_stats(out)["world_size"] == 2 and data.is_complete(out)

@@ -26,7 +26,7 @@ import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from textbooks import __version__
 from textbooks.errors import UserError
@@ -73,23 +73,35 @@ def _several_values(container: Any, *names: str, **options: Any) -> Any:
     return argparse._ActionsContainer.add_argument(container, *names, **options)
 
 
-def _config_flags(name: str, parser: argparse.ArgumentParser,
-                  config_cls: type[StepConfig]) -> Callable[[Any], dict]:
-    """Add a flag per setting of `config_cls` (nested models as `--outer.inner`); returns the function that
-    turns parsed arguments into the given settings (a mapping for `model_validate`)."""
-    from pydantic_settings import CliSettingsSource
+class FlagSettings:
+    """A step's settings as flags of `parser` (nested models as `--outer.inner`), and back to a validated config.
 
-    source = CliSettingsSource(config_cls, root_parser=parser, cli_kebab_case=True, cli_implicit_flags=True,
-                               cli_exit_on_error=False, cli_hide_none_type=True, add_argument_method=_several_values)
+        flags = FlagSettings("dedup", DedupConfig, parser)
+        config = flags.config(parser.parse_args(argv))   # a UserError names the flag that is wrong
+    """
 
-    def values(args: argparse.Namespace) -> dict:
-        _prepare(args, config_cls)
+    def __init__(self, name: str, config_cls: type[StepConfig], parser: argparse.ArgumentParser) -> None:
+        from pydantic_settings import CliSettingsSource
+
+        self.name, self.config_cls = name, config_cls
+        self.source = CliSettingsSource(config_cls, root_parser=parser, cli_kebab_case=True, cli_implicit_flags=True,
+                                        cli_exit_on_error=False, cli_hide_none_type=True,
+                                        add_argument_method=_several_values)
+
+    def config(self, args: argparse.Namespace) -> StepConfig:
+        from pydantic import ValidationError
+
+        from textbooks.pipeline.recipe import format_validation_error
+
+        _prepare(args, self.config_cls)
         try:
-            return source(parsed_args=args)()
+            values = self.source(parsed_args=args)()
         except Exception as error:  # pydantic-settings' SettingsError: a value it could not split or decode
-            raise UserError(f"textbooks {name}: {error}") from None
-
-    return values
+            raise UserError(f"textbooks {self.name}: {error}") from None
+        try:
+            return self.config_cls.model_validate(values)
+        except ValidationError as error:
+            raise UserError(format_validation_error(error, f"textbooks {self.name}", flags=True)) from None
 
 
 def _prepare(args: argparse.Namespace, config_cls: type[StepConfig]) -> None:
@@ -112,7 +124,7 @@ def _prepare(args: argparse.Namespace, config_cls: type[StepConfig]) -> None:
                                  for item in value])
 
 
-def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], Callable[[Any], dict]]:
+def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], FlagSettings]:
     """The parser of `textbooks NAME`: its input and output, executor flags, and one flag per setting."""
     from textbooks.pipeline.table import step_class
 
@@ -134,23 +146,17 @@ def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], Callabl
     if cls.precious:
         parser.add_argument("--resume", action="store_true",
                             help="continue the unfinished run in --out; refused when the settings differ")
-    return parser, cls, _config_flags(name, parser, cls.Config)
+    return parser, cls, FlagSettings(name, cls.Config, parser)
 
 
 def _step_command(name: str, argv: list[str]) -> None:
-    from pydantic import ValidationError
-
     from textbooks.pipeline.executors import make_executor
     from textbooks.pipeline.executors.base import ExecutorSettings
-    from textbooks.pipeline.recipe import format_validation_error
     from textbooks.pipeline.runner import run_step
 
-    parser, cls, values = step_parser(name)
+    parser, cls, flags = step_parser(name)
     args = parser.parse_args(argv)
-    try:
-        config = cls.Config.model_validate(values(args))
-    except ValidationError as error:
-        raise UserError(format_validation_error(error, f"textbooks {name}", flags=True)) from None
+    config = flags.config(args)
     step_input = getattr(args, "input", None)
     step = cls(config, step_input)
     out = args.out if cls.cli_out else Path(str(step_input)) / (cls.folder or name)

@@ -10,9 +10,10 @@
 
 The model is one of our checkpoints or training runs, a transformers model (hub name or folder), or an
 OpenAI-compatible endpoint (`openai:MODEL`). The folder gets `samples.jsonl` (one row per sample: prompt,
-completion, verdict, stderr tail, seconds), `summary.json` and `summary.md`; completions are kept per benchmark
-in `completions/`, so a killed evaluation resumes without generating again. For local models the mean loss of
-the canonical solutions given their prompts is reported next to pass@k: it moves long before pass@1 does.
+completion, verdict, stderr tail, seconds), `summary.json` and `summary.md`; completions are recorded batch by
+batch in `completions/` as they are made, so a killed evaluation resumes without generating them again. For
+local models the mean loss of the canonical solutions given their prompts is reported next to pass@k: it moves
+long before pass@1 does.
 With `judge_model` set, the fresh problems are also graded by an LLM (paper section 4), scores in percent.
 """
 

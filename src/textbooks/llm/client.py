@@ -5,7 +5,9 @@
     print(client.usage)
 
 Every request goes through `LLMClient._request`, which owns the concurrency limit and the retries; that one
-place is where a response cache, rate limits and cost accounting will hook in. The SDK's own retries are off
+place is where a response cache and cost accounting will hook in. Inside a step on the `async` executor, pass
+the step's `Limiter` (`LLMClient(config, limiter=worker.limiter)` in the stage's `setup`): then one
+concurrency limit and one request rate hold for every task of the step. The SDK's own retries are off
 (`max_retries=0`) so that each retry is ours: visible in `client.usage.retries` and tested against a real
 server in tests/test_llm.py.
 
@@ -32,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from textbooks.errors import UserError
+from textbooks.pipeline.executors.limits import Limiter
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 LOCAL_API_KEY = "EMPTY"  # local servers (vLLM, llama.cpp, Ollama) ignore the key, but the SDK wants one
@@ -152,8 +155,9 @@ class LLMClient:
     """Async client for one model on one server. Use it from asyncio (`await client.chat(...)`,
     `await client.map_chat(...)`) or from plain code (`client.chat_many(...)`, `client.run(coroutine)`)."""
 
-    def __init__(self, config: LLMConfig) -> None:
+    def __init__(self, config: LLMConfig, limiter: Limiter | None = None) -> None:
         self.config = config
+        self.limiter = limiter  # a step's shared limit (the async executor's); else `config.concurrency`
         self.usage = Usage()
         self._api_key = resolve_api_key(config)
         # The SDK client and the semaphore belong to one event loop; they are made on first use in each loop.
@@ -161,14 +165,14 @@ class LLMClient:
         self._sdk: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
 
-    def _session(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore]:
+    def _session(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore | Limiter]:
         loop = asyncio.get_running_loop()
         if self._sdk is None or self._semaphore is None or loop is not self._loop:
             self._loop = loop
             self._sdk = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
                                            timeout=self.config.timeout_s, max_retries=0)
             self._semaphore = asyncio.Semaphore(self.config.concurrency)
-        return self._sdk, self._semaphore
+        return self._sdk, self.limiter or self._semaphore
 
     async def aclose(self) -> None:
         """Close the connections of the current event loop (the usage totals are kept)."""
@@ -216,8 +220,8 @@ class LLMClient:
     async def _request(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
         """Run `call` under the concurrency limit, retrying what a retry can fix. The slot is held while
         backing off, so a server that is shedding load sees fewer requests, not the same number."""
-        sdk, semaphore = self._session()
-        async with semaphore:
+        sdk, limit = self._session()
+        async with limit:
             attempt = 0
             while True:
                 try:

@@ -33,5 +33,5 @@ class ExportStep(Step):
 
         source = resolve_model_folder(Path(str(self.input)))
         export_checkpoint(source, ctx.out)
-        ctx.say(f"{self.name}: wrote {ctx.out} (load it with transformers.PhiForCausalLM.from_pretrained)")
+        ctx.say(f"{self.name}: {source} -> {ctx.out} (transformers.PhiForCausalLM.from_pretrained loads it)")
         return {"source": str(source)}

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
@@ -199,8 +199,14 @@ async def apply_task_async(stage: Stage, out: Path, work: Work, item: tuple[int,
 
 def run_stage(stage: Stage, ctx: Context) -> dict:
     """Plan, map (and reduce, apply) the tasks not recorded as done, then count what the stage made."""
-    if ctx.executor is None:
-        raise UserError(f"{stage.name}: a dataset stage needs an executor (process, async or ray)")
+    if ctx.executor is None:  # called without one: the stage's own, else a local process pool
+        from textbooks.pipeline.executors import make_executor
+
+        executor = make_executor(stage.executor)
+        try:
+            return run_stage(stage, replace(ctx, executor=executor))
+        finally:
+            executor.close()
     executor, work, out, name = ctx.executor, ctx.work, ctx.out, stage.name
     setup = stage.setup if type(stage).setup is not Stage.setup else None
     started = time.perf_counter()

@@ -1,0 +1,87 @@
+"""Executors chosen per step: the async executor holds one limit for a whole step; Ray places tasks by resources
+and runs a stage's setup once per worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from llm_server import llm_server_fixture  # noqa: F401  (the `llm_server` fixture)
+from toy_stage import AskConfig, AskStage, PlacedConfig, PlacedStage
+
+from textbooks.pipeline.executors import make_executor
+from textbooks.pipeline.executors.base import ExecutorSettings
+from textbooks.pipeline.runner import run_step, step_executor
+from textbooks.store import data
+
+
+def test_an_async_step_keeps_one_concurrency_limit_for_all_its_tasks(tmp_path: Path, llm_server) -> None:
+    def slow_echo(body: dict) -> str:
+        time.sleep(0.002)  # long enough for requests to overlap
+        return "answer to " + body["prompt"]
+
+    llm_server.reply = slow_echo
+    prompts = [f"question {number}" for number in range(2000)]
+    for part in range(4):  # four tasks, all on the step's one event loop
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / f"part-{part}.jsonl").write_text("".join(
+            json.dumps({"id": f"q{number}", "text": prompts[number]}) + "\n" for number in range(part, 2000, 4)))
+    settings = step_executor(AskStage, ExecutorSettings(name="process"), ExecutorSettings(concurrency=16))
+    executor = make_executor(settings)
+    assert executor.name == "async"  # the stage declares it; the recipe's engine is only the default
+    out = tmp_path / "answers"
+    run_step(AskStage(AskConfig(base_url=llm_server.url), str(tmp_path / "in")), out, executor=executor,
+             say=lambda message: None)
+
+    asked = Counter(request.body["prompt"] for request in llm_server.requests)
+    assert len(llm_server.requests) == 2000 and set(asked.values()) == {1} and set(asked) == set(prompts)
+    assert 8 <= llm_server.max_in_flight <= 16
+    rows = data.read_dataset(out).to_pylist()
+    assert sorted(row["answer"] for row in rows) == sorted("answer to " + prompt for prompt in prompts)
+    assert data.read_stats(out)["engine"] == "async" and data.read_stats(out)["counters"]["requests"] == 2000
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster():
+    """A Ray cluster of two nodes on this machine; only the second one has the custom resource `special`. Its
+    workers find the tests' own modules (the toy stages) on their PYTHONPATH, as a cluster finds user code."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).parent), before]))
+    try:
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+        special = cluster.add_node(num_cpus=1, resources={"special": 1})
+        cluster.wait_for_nodes()
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
+    try:
+        yield cluster, special.node_id
+    finally:
+        cluster.shutdown()
+
+
+def test_a_ray_step_runs_only_where_its_resource_is_and_sets_up_once_per_worker(two_node_cluster, tmp_path) -> None:
+    cluster, special_node = two_node_cluster
+    setups = tmp_path / "setups"
+    setups.mkdir()
+    executor = make_executor(step_executor(PlacedStage, ExecutorSettings(name="ray", ray_address=cluster.address),
+                                           None))
+    out = tmp_path / "placed"
+    try:
+        run_step(PlacedStage(PlacedConfig(setups=str(setups))), out, executor=executor, say=lambda message: None)
+    finally:
+        executor.close()
+    rows = data.read_dataset(out).to_pylist()
+    assert len(rows) == 6 and {row["text"] for row in rows} == {special_node}
+    made = sorted(setups.iterdir())
+    assert len(made) == 1 and made[0].read_text() == special_node  # one actor on the one node that fits
+    assert {row["source"] for row in rows} == {made[0].name}
