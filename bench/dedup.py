@@ -36,7 +36,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from planted import stdlib_modules, variant  # noqa: E402
 
-from textbooks.store import data  # noqa: E402
 from textbooks.dedup.config import DedupConfig  # noqa: E402
 from textbooks.dedup.shingles import shingle_sets, token_hashes  # noqa: E402
 from textbooks.dedup.stage import DedupStage  # noqa: E402
@@ -44,6 +43,7 @@ from textbooks.dedup.tokens import code_tokens  # noqa: E402
 from textbooks.pipeline.executors import make_executor  # noqa: E402
 from textbooks.pipeline.executors.process import available_cores  # noqa: E402
 from textbooks.pipeline.runner import run_step  # noqa: E402
+from textbooks.store import data  # noqa: E402
 
 SHARDS = 16
 T = TypeVar("T")

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import shard_tables
 from llm_server import llm_server_fixture  # noqa: F401  (the `llm_server` fixture)
 from toy_stage import AskConfig, AskStage, PlacedConfig, PlacedStage
 
@@ -43,6 +44,31 @@ def test_an_async_step_keeps_one_concurrency_limit_for_all_its_tasks(tmp_path: P
     rows = data.read_dataset(out).to_pylist()
     assert sorted(row["answer"] for row in rows) == sorted("answer to " + prompt for prompt in prompts)
     assert data.read_stats(out)["engine"] == "async" and data.read_stats(out)["counters"]["requests"] == 2000
+
+
+def test_an_async_stage_makes_the_same_dataset_on_a_process_pool(tmp_path: Path, llm_server) -> None:
+    (tmp_path / "in").mkdir()
+    for part in range(3):
+        (tmp_path / "in" / f"part-{part}.jsonl").write_text("".join(
+            json.dumps({"id": f"q{part}-{number}", "text": f"question {part}.{number}"}) + "\n" for number in range(10)))
+    made = {}
+    for name in ("async", "process"):
+        made[name] = tmp_path / name
+        run_step(AskStage(AskConfig(base_url=llm_server.url), str(tmp_path / "in")), made[name],
+                 executor=make_executor(name, 2), say=lambda message: None)
+    assert shard_tables(made["async"]) == shard_tables(made["process"])
+    assert data.read_dataset(made["process"]).num_rows == 30
+
+
+def test_setup_runs_once_per_worker_of_the_process_pool(tmp_path: Path) -> None:
+    setups = tmp_path / "setups"
+    setups.mkdir()
+    out = tmp_path / "placed"
+    run_step(PlacedStage(PlacedConfig(setups=str(setups))), out, executor=make_executor("process", 2),
+             say=lambda message: None)
+    made = {path.name for path in setups.iterdir()}
+    rows = data.read_dataset(out).to_pylist()
+    assert len(rows) == 6 and len(made) == 2 and {row["source"] for row in rows} <= made
 
 
 @pytest.fixture(scope="module")

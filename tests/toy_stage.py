@@ -128,9 +128,16 @@ class PlacedConfig(StepConfig):
     setups: str = Field(description="A folder where each setup() call leaves a file.")
 
 
+def _node() -> str:
+    """The Ray node this runs on, or `local` outside Ray."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else "local"
+
+
 class PlacedStage(Stage):
-    """A ray stage that asks for a custom resource and loads its 'model' once per worker: each task reports the
-    node it ran on and the worker's setup number."""
+    """A stage that asks Ray for a custom resource and loads its 'model' once per worker: each task reports the
+    node it ran on and the name of its worker's setup."""
 
     name = "placed"
     Config = PlacedConfig
@@ -138,18 +145,13 @@ class PlacedStage(Stage):
     resources = {"resources": {"special": 1}}
 
     def setup(self, worker: Worker) -> str:
-        import ray
-
         marker = Path(self.config.setups) / f"setup-{os.getpid()}-{time.monotonic_ns()}"
-        marker.write_text(ray.get_runtime_context().get_node_id())
+        marker.write_text(_node())
         return marker.name
 
     def plan(self) -> list[int]:
         return list(range(6))
 
     def map(self, task: int) -> ShardResult:
-        import ray
-
-        node = ray.get_runtime_context().get_node_id()
-        table = pa.table({"id": [f"task-{task}"], "text": [node], "source": [self.state]})
+        table = pa.table({"id": [f"task-{task}"], "text": [_node()], "source": [self.state]})
         return ShardResult(kept=table)
