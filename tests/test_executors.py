@@ -49,8 +49,8 @@ def test_an_async_step_keeps_one_concurrency_limit_for_all_its_tasks(tmp_path: P
 def test_an_async_stage_makes_the_same_dataset_on_a_process_pool(tmp_path: Path, llm_server) -> None:
     (tmp_path / "in").mkdir()
     for part in range(3):
-        (tmp_path / "in" / f"part-{part}.jsonl").write_text("".join(
-            json.dumps({"id": f"q{part}-{number}", "text": f"question {part}.{number}"}) + "\n" for number in range(10)))
+        rows = [{"id": f"q{part}-{number}", "text": f"question {part}.{number}"} for number in range(10)]
+        (tmp_path / "in" / f"part-{part}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     made = {}
     for name in ("async", "process"):
         made[name] = tmp_path / name
