@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from textbooks.errors import UserError
+from textbooks.pipeline.executors.aio import gather_or_cancel
 from textbooks.pipeline.executors.limits import Limiter
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -276,14 +277,7 @@ class LLMClient:
                 finally:
                     bar.update(1)
 
-            tasks = [asyncio.ensure_future(tracked(coroutine)) for coroutine in coroutines]
-            try:
-                return list(await asyncio.gather(*tasks))
-            except BaseException:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
+            return await gather_or_cancel([tracked(coroutine) for coroutine in coroutines])
 
     def run(self, coroutine: Awaitable[T]) -> T:
         """Run a coroutine of this client from code outside asyncio, closing its connections afterwards."""

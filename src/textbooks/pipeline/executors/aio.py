@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Coroutine
+from typing import Any, Callable, Iterator, TypeVar
 
 from tqdm.auto import tqdm
 
 from textbooks.pipeline.executors.base import Executor, Worker
+
+T = TypeVar("T")
 
 
 class AsyncExecutor(Executor):
@@ -43,15 +46,21 @@ class AsyncExecutor(Executor):
                                 refresh=False)
             return result
 
-        tasks = [asyncio.ensure_future(one(item)) for item in items]
         try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+            return await gather_or_cancel([one(item) for item in items])
         finally:
             bar.close()
             if hasattr(state, "aclose"):
                 await state.aclose()
+
+
+async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """The results of `coroutines`, run at once, in order; the first failure cancels the rest and is raised."""
+    tasks = [asyncio.ensure_future(coroutine) for coroutine in coroutines]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
