@@ -93,7 +93,7 @@ class FlagSettings:
 
         from textbooks.pipeline.recipe import format_validation_error
 
-        _prepare(args, self.config_cls)
+        _prepare(self.name, args, self.config_cls)
         try:
             values = self.source(parsed_args=args)()
         except Exception as error:  # pydantic-settings' SettingsError: a value it could not split or decode
@@ -104,24 +104,30 @@ class FlagSettings:
             raise UserError(format_validation_error(error, f"textbooks {self.name}", flags=True)) from None
 
 
-def _prepare(args: argparse.Namespace, config_cls: type[StepConfig]) -> None:
+def _prepare(name: str, args: argparse.Namespace, config_cls: type[StepConfig]) -> None:
     """KEY=VALUE pairs of mapping settings become one JSON mapping (values read as YAML: `layers=2` is a
     number), and list items written as YAML mappings (`--mixture '{input: a, weight: 3}'`) become JSON."""
     import yaml
 
-    for name, info in config_cls.model_fields.items():
-        value = getattr(args, name, None)
+    for field, info in config_cls.model_fields.items():
+        value = getattr(args, field, None)
         if not isinstance(value, list):
             continue
         if _is_dict(info.annotation):
-            bad = [item for item in value if "=" not in item and not item.lstrip().startswith("{")]
-            if bad:
-                raise UserError(f"flag '--{name.replace('_', '-')}': expected KEY=VALUE pairs (got {bad[0]!r})")
-            pairs = [item.partition("=") for item in value]
-            setattr(args, name, [json.dumps({key: yaml.safe_load(text) for key, _, text in pairs})])
+            mapping: dict[str, Any] = {}
+            for item in value:
+                if item.lstrip().startswith("{"):
+                    mapping.update(yaml.safe_load(item))
+                elif "=" in item:
+                    key, _, text = item.partition("=")
+                    mapping[key] = yaml.safe_load(text)
+                else:
+                    raise UserError(f"textbooks {name}: flag '--{field.replace('_', '-')}': expected KEY=VALUE "
+                                    f"pairs (got {item!r})")
+            setattr(args, field, [json.dumps(mapping)])
         else:
-            setattr(args, name, [json.dumps(yaml.safe_load(item)) if item.lstrip().startswith("{") else item
-                                 for item in value])
+            setattr(args, field, [json.dumps(yaml.safe_load(item)) if item.lstrip().startswith("{") else item
+                                  for item in value])
 
 
 def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], FlagSettings]:
