@@ -158,7 +158,7 @@ def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], FlagSet
 def _step_command(name: str, argv: list[str]) -> None:
     from textbooks.pipeline.executors import make_executor
     from textbooks.pipeline.executors.base import ExecutorSettings
-    from textbooks.pipeline.runner import run_step
+    from textbooks.pipeline.runner import run_step, step_executor
 
     parser, cls, flags = step_parser(name)
     args = parser.parse_args(argv)
@@ -170,18 +170,13 @@ def _step_command(name: str, argv: list[str]) -> None:
     if cls.uses_executor:
         if args.workers is not None and args.workers < 1:
             raise UserError(f"flag '--workers': at least 1 (got {args.workers})")
-        settings = ExecutorSettings(name=args.engine or cls.executor, workers=args.workers,
-                                    ray_address=args.ray_address, **_declared(cls))
-        executor = make_executor(settings)
+        given = ExecutorSettings(name=args.engine, workers=args.workers, ray_address=args.ray_address)
+        executor = make_executor(step_executor(cls, given, None, forced=args.engine))
     try:
         run_step(step, out, executor=executor, resume=getattr(args, "resume", False))
     finally:
         if executor is not None:
             executor.close()
-
-
-def _declared(cls: type[Step]) -> dict:
-    return {key: value for key, value in cls.resources.items() if key in ("num_cpus", "num_gpus", "resources")}
 
 
 def _run_command(args: argparse.Namespace) -> None:
