@@ -9,7 +9,7 @@ exact-Jaccard check of each pair, and union-find clusters. apply: the part read 
 (with `minhash_cluster`) and dropped rows (with `drop_reason` and `duplicate_of`, the id of the row kept).
 
 The first row of a cluster in dataset order (task order, then row order) is kept, and its global position is
-the cluster id, so the output is the same whichever engine or process runs a task.
+the cluster id, so the output is the same whichever executor or process runs a task.
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Evaluation: benchmark problems, EvalPlus-style output comparison and the pass@k estimator."""
+"""Evaluation: completers, the judge, EvalPlus-style output comparison, pass@k, solution loss, LLM grading and the
+eval step; the problems come from `textbooks.benchmarks`."""

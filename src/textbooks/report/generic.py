@@ -42,7 +42,7 @@ def summary(stage: StageRun) -> Section:
     """The stage's stats.json in words, its counters and the settings it ran with."""
     stats = stage.stats
     rows = [["made by stage", stage.kind]]
-    if "rows_in" in stats or not stats:  # a dataset stage (jobs such as train count other things)
+    if "rows_in" in stats or not stats:  # a dataset stage (steps such as train count other things)
         rows += [
             ["rows in", fmt.count(stats.get("rows_in"))],
             ["rows out", fmt.count(stats.get("rows_out"))],

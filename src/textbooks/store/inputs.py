@@ -1,6 +1,6 @@
 """Reading inputs: finished datasets, Parquet files, JSONL (plain, .gz, .zst) and Hugging Face datasets.
 
-`plan_parts(spec)` cuts an input into parts, the units of work a stage hands to its engine; `read_part(part)`
+`plan_parts(spec)` cuts an input into parts, the units of work a stage hands to its executor; `read_part(part)`
 yields its records as dicts with `id`, `text`, `source` and any other columns. A malformed JSONL line either
 stops the run with the file and line number (`on_error="fail"`) or comes back as a `Malformed` record that the
 stage counts and writes to `dropped/` (`on_error="skip"`).

@@ -8,7 +8,7 @@
     OUT/_SUCCESS      written last; a folder without it is not finished
 
 `open_tokens(folder)` checks a folder and returns a `TokenData`; `write_token_folder` makes one from arrays
-already packed (tests and tools that make token data without the job).
+already packed (tests and tools that make token data without the step).
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ def open_tokens(folder: str | Path) -> TokenData:
 def write_token_folder(out: Path, splits: dict[str, np.ndarray], tokenizer: PreTrainedTokenizerBase | str | Path,
                        *, tokenizer_source: str = "given", meta_extra: dict | None = None) -> TokenData:
     """A finished token folder from arrays already packed (with eos after each document), for tests and tools
-    that make token data without the job; `tokenizer` is a transformers tokenizer or its folder."""
+    that make token data without the step; `tokenizer` is a transformers tokenizer or its folder."""
     out = Path(out)
     tokenizer = load_tokenizer(str(tokenizer)) if isinstance(tokenizer, (str, Path)) else tokenizer
     dtype, eos = token_dtype(vocab_size(tokenizer)), eos_id(tokenizer)

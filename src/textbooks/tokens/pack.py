@@ -118,7 +118,7 @@ class TokenizeConfig(StepConfig):
 
 @dataclass(frozen=True)
 class _Source:
-    """One input of the job, planned into parts; its parts are numbered from `first_part` in `.work`."""
+    """One input of the step, planned into parts; its parts are numbered from `first_part` in `.work`."""
 
     label: str
     spec: str

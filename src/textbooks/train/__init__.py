@@ -9,7 +9,7 @@
     distributed.py  torchrun's world, compile + FSDP2 / DDP, gathering full state dicts
     metrics.py      tokens/s, MFU (peak FLOPs table), peak memory, log.jsonl
     hf_causal.py    any transformers causal LM behind the same interface (finetuning other base models)
-    job.py          the `train` recipe step and CLI command
+    step.py         the `train` recipe step and CLI command
 """
 
 from textbooks.train.config import TrainConfig

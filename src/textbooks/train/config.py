@@ -28,7 +28,7 @@ PHASE_DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 # Settings that change how a run goes about its work, not what it computes: they may differ on --resume and
-# are left out of the job's fingerprint.
+# are left out of the step's fingerprint.
 RUN_ONLY_SETTINGS = frozenset({"compile", "checkpoint_every", "keep_checkpoints"})
 
 HF_INIT_PREFIX = "hf:"
