@@ -176,3 +176,16 @@ def test_the_package_has_no_import_cycles() -> None:
     result = subprocess.run([sys.executable, str(tool), str(ROOT / "src" / "textbooks")], capture_output=True,
                             text=True, timeout=60, env={**os.environ, "PYTHONPATH": ""})
     assert result.returncode == 0 and result.stdout.startswith("no import cycles"), result.stdout
+
+
+def test_a_temporary_left_by_a_killed_write_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "a.jsonl", ["aaaa", "bbbb"])
+    out = tmp_path / "out"
+    left = [out / ".part-00000.parquet.4242-0123abcd.tmp", out / ".work" / ".map-00000.json.4242-89abcdef.tmp",
+            out / data.DROPPED / ".part-00000.parquet.4242-00000000.tmp"]
+    for path in left:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    run(MinCharsStage(MinCharsConfig(), str(source)), out)
+    assert not any(path.exists() for path in left)
+    assert texts(out) == ["aaaa", "bbbb"]

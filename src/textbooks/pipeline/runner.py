@@ -89,7 +89,6 @@ def clear(out: Path, step: Step) -> None:
             else:
                 path.unlink()
     shutil.rmtree(out / WORK, ignore_errors=True)
-    remove_temporaries(out)
 
 
 def run_step(step: Step, out: Path, *, say: Say = print, executor: Executor | None = None,
@@ -119,8 +118,10 @@ def run_step(step: Step, out: Path, *, say: Say = print, executor: Executor | No
     earlier = marker if marker else (stamp if not resuming else None)
     if earlier is not None:
         _start_over(step, out, earlier, parts, "made" if marker else "started", say, main, resume, run_folder)
-    if main and not resuming:
-        work.begin(fingerprint_digest, parts)
+    if main:
+        remove_temporaries(out)  # what a killed write left: never kept, never mistaken for a result
+        if not resuming:
+            work.begin(fingerprint_digest, parts)
     started = time.perf_counter()
     ctx = Context(out=out, say=say, settings=step.config, work=work, resuming=resuming, resume_requested=resume,
                   fingerprint=fingerprint_digest, identity=parts, executor=executor, main=main)

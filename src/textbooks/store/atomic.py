@@ -108,11 +108,12 @@ def read_json(path: Path) -> Any:
 
 
 def remove_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporaries a killed writer left directly in `folder` (files and folders); what was removed."""
+    """Remove the temporaries a killed writer left in `folder` and below it (files and folders); what was removed.
+    Only for a folder no other process writes to at the same time."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    removed = [item for item in folder.iterdir() if TEMPORARY.match(item.name)]
+    removed = [item for item in folder.rglob(".*.tmp") if TEMPORARY.match(item.name)]
     for item in removed:
         if item.is_dir():
             shutil.rmtree(item, ignore_errors=True)
