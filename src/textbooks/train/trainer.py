@@ -50,7 +50,11 @@ def train(config: TrainConfig, data_dir: Path, out: Path, say: Callable[[str], N
     plan = plan_run(config, Path(data_dir), Path(out), world, resume)
     started = distributed.start(world, plan.device)
     try:
-        return Trainer(plan, say if world.is_main else lambda message: None).run()
+        summary = Trainer(plan, say if world.is_main else lambda message: None).run()
+        # Every rank waits for rank 0's last files, so that all leave the group together: a rank that tore gloo
+        # down while another still wrote its final checkpoint was seen to abort at exit (SIGABRT) on 2 loaded cores.
+        distributed.barrier()
+        return summary
     finally:
         distributed.stop(started)
 
