@@ -21,15 +21,17 @@ imports no step: each step's module is imported only when that step runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import types
 import typing
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from textbooks import __version__
-from textbooks.errors import UserError
+from textbooks.errors import UserError, filesystem_problem
 from textbooks.pipeline.table import STEPS
 
 if typing.TYPE_CHECKING:
@@ -156,8 +158,11 @@ def step_parser(name: str) -> tuple[argparse.ArgumentParser, type[Step], FlagSet
 
 
 def _step_command(name: str, argv: list[str]) -> None:
+    from pydantic import ValidationError
+
     from textbooks.pipeline.executors import make_executor
     from textbooks.pipeline.executors.base import ExecutorSettings
+    from textbooks.pipeline.recipe import format_validation_error
     from textbooks.pipeline.runner import run_step, step_executor
 
     parser, cls, flags = step_parser(name)
@@ -168,15 +173,31 @@ def _step_command(name: str, argv: list[str]) -> None:
     out = args.out if cls.cli_out else Path(str(step_input)) / (cls.folder or name)
     executor = None
     if cls.uses_executor:
-        if args.workers is not None and args.workers < 1:
-            raise UserError(f"flag '--workers': at least 1 (got {args.workers})")
-        given = ExecutorSettings(name=args.engine, workers=args.workers, ray_address=args.ray_address)
+        try:  # the same rules as a recipe's `engine:` and `workers:`
+            given = ExecutorSettings(name=args.engine, workers=args.workers, ray_address=args.ray_address)
+        except ValidationError as error:
+            raise UserError(format_validation_error(error, f"textbooks {name}", flags=True)) from None
         executor = make_executor(step_executor(cls, given, None, forced=args.engine))
     try:
-        run_step(step, out, executor=executor, resume=getattr(args, "resume", False))
+        with _writing(out):
+            run_step(step, out, executor=executor, resume=getattr(args, "resume", False))
     finally:
         if executor is not None:
             executor.close()
+
+
+@contextlib.contextmanager
+def _writing(out: Path) -> Iterator[None]:
+    """What the file system refused while writing `out` (read-only, full, a file in the way) as a UserError."""
+    try:
+        yield
+    except (UserError, KeyboardInterrupt):
+        raise
+    except Exception as error:
+        problem = filesystem_problem(error, out)
+        if problem is None:
+            raise
+        raise UserError(problem) from None
 
 
 def _run_command(args: argparse.Namespace) -> None:
@@ -185,18 +206,32 @@ def _run_command(args: argparse.Namespace) -> None:
 
     recipe = load_recipe(args.recipe)
     out = args.out or Path("runs") / args.recipe.stem
-    run_recipe(recipe, out, engine_name=args.engine)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"run: {out} is a file; the run folder must be a folder (give another --out)")
+    with _writing(out):
+        run_recipe(recipe, out, engine_name=args.engine)
 
 
 def _import_command(args: argparse.Namespace) -> None:
     from textbooks.model.hf import import_to_folder
 
-    import_to_folder(args.model, args.out)
+    if args.out.exists() and not args.out.is_dir():
+        raise UserError(f"import-hf: {args.out} is a file; the output must be a folder (give another --out)")
+    with _writing(args.out):
+        import_to_folder(args.model, args.out)
     print(f"import-hf: wrote {args.out} (train from it with `textbooks train --init {args.out}`)")
+
+
+def quiet_when_piped() -> None:
+    """The Hugging Face libraries' progress bars (loading weights, downloads) only on a terminal, like ours."""
+    if not sys.stderr.isatty():
+        for flag in ("HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+            os.environ.setdefault(flag, "1")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_when_piped()
     try:
         if argv and argv[0] in STEPS:
             _step_command(argv[0], argv[1:])

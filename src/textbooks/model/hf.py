@@ -21,9 +21,9 @@ from safetensors.torch import save_file
 
 from textbooks.errors import UserError
 from textbooks.model.config import ModelConfig
-from textbooks.model.io import load_model, resolve_model_folder, save_model, tokenizer_folder
+from textbooks.model.io import META, load_model, resolve_model_folder, save_model, tokenizer_folder
 from textbooks.model.phi import Phi
-from textbooks.store.atomic import atomic_file
+from textbooks.store.atomic import atomic_file, atomic_folder
 
 if TYPE_CHECKING:  # transformers is imported where it is used: it takes seconds, and training does not need it
     from transformers import PhiConfig
@@ -144,13 +144,15 @@ def export_hf(model: Phi, out: Path, tokenizer_dir: Path | None = None) -> Path:
     hf_config = to_hf_config(model.config, tokenizer)
     hf_config.dtype = next(model.parameters()).dtype
     out.mkdir(parents=True, exist_ok=True)
-    hf_config.save_pretrained(str(out))
-    GenerationConfig.from_model_config(hf_config).save_pretrained(str(out))
+    # weights and tokenizer first, config.json last: a folder without it does not look like a model to
+    # from_pretrained, so a write that fails or is killed half-way never leaves a loadable-looking folder
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     with atomic_file(out / "model.safetensors") as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
     if tokenizer is not None:
         tokenizer.save_pretrained(str(out))
+    GenerationConfig.from_model_config(hf_config).save_pretrained(str(out))
+    hf_config.save_pretrained(str(out))
     return out
 
 
@@ -162,6 +164,9 @@ def _local_or_downloaded(path_or_name: str) -> Path:
     if path.exists() or not HUB_NAME.fullmatch(path_or_name):
         raise UserError(f"{path_or_name} is not a model folder: pass a folder written by save_pretrained "
                         f"(config.json and model.safetensors) or a Hugging Face Hub name")
+    from textbooks.store import hub
+
+    offline = hub.prepare()  # offline, the download fails at once unless the cache has the model
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -169,7 +174,7 @@ def _local_or_downloaded(path_or_name: str) -> Path:
         return Path(snapshot_download(path_or_name, allow_patterns=HUB_FILES))
     except (LocalEntryNotFoundError, RepositoryNotFoundError, HfHubHTTPError, OSError, ValueError) as error:
         raise UserError(f"{path_or_name} is neither a local folder nor a model that could be fetched from the "
-                        f"Hugging Face Hub ({type(error).__name__}): pass a local folder written by "
+                        f"Hugging Face Hub ({offline or type(error).__name__}): pass a local folder written by "
                         f"save_pretrained, or go online and check the name") from None
 
 
@@ -212,13 +217,16 @@ def import_to_folder(path_or_name: str, out: Path) -> Path:
     The tokenizer goes through transformers (load, `save_pretrained`) so that only its files are copied,
     not the weights and config that share its folder.
     """
+    out = Path(out)
+    if out.is_dir() and any(out.iterdir()) and not (out / META).is_file():
+        raise UserError(f"import-hf: {out} holds other files; choose a new or empty folder for the model")
     model, tokenizer_source = import_hf(path_or_name)
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, atomic_folder(Path(out)) as folder:
         tokenizer_dir = None
         if tokenizer_source is not None:
             load_tokenizer(tokenizer_source).save_pretrained(scratch)
             tokenizer_dir = Path(scratch)
-        save_model(model, Path(out), tokenizer_dir)
+        save_model(model, folder, tokenizer_dir)
     return Path(out)
 
 

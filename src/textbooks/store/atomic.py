@@ -13,6 +13,7 @@ half-written file under the final name; `remove_temporaries(folder)` clears what
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 TEMPORARY = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
+FULL_BYTES = 1 << 20  # a failed write with less free space than this is taken to be the disk filling up
+FOLDER_TEMPORARY = re.compile(r"^\.(.+)\.(?:tmp|old)$")  # atomic_folder's siblings of `name`
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -46,8 +49,20 @@ def atomic_file(path: Path) -> Iterator[Path]:
         yield tmp
         _fsync(tmp)
         os.replace(tmp, path)
+    except Exception as error:
+        if not isinstance(error, OSError) and _is_full(path.parent):
+            # torch.save says "unexpected pos" when the disk fills up: name the cause while it is visible
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from error
+        raise
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _is_full(folder: Path) -> bool:
+    try:
+        return shutil.disk_usage(folder).free < FULL_BYTES
+    except OSError:
+        return False
 
 
 def _folder_siblings(path: Path) -> tuple[Path, Path]:
@@ -108,7 +123,8 @@ def read_json(path: Path) -> Any:
 
 
 def remove_temporaries(folder: Path) -> list[Path]:
-    """Remove the temporaries a killed writer left in `folder` and below it (files and folders); what was removed.
+    """Remove the temporaries a killed writer left in `folder` and below it (files and folders, `atomic_folder`'s
+    half-filled folders too, whose replacement is finished by `recover_folder`); what was removed.
     Only for a folder no other process writes to at the same time."""
     folder = Path(folder)
     if not folder.is_dir():
@@ -119,4 +135,9 @@ def remove_temporaries(folder: Path) -> list[Path]:
             shutil.rmtree(item, ignore_errors=True)
         else:
             item.unlink(missing_ok=True)
+    for item in sorted(folder.rglob(".*"), reverse=True):  # deepest first
+        target = FOLDER_TEMPORARY.match(item.name)
+        if target and item.is_dir() and item.exists():
+            recover_folder(item.with_name(target.group(1)))
+            removed.append(item)
     return removed
