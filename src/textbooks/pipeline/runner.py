@@ -25,7 +25,7 @@ from textbooks.errors import UserError
 from textbooks.pipeline.executors import make_executor
 from textbooks.pipeline.executors.base import Executor, ExecutorSettings
 from textbooks.pipeline.identity import changes, content_identity, digest, fingerprint_parts
-from textbooks.pipeline.refs import Ref, find_refs, location_name, replace_refs
+from textbooks.pipeline.refs import DatasetRef, Ref, find_refs, location_name, replace_refs
 from textbooks.pipeline.step import KIND_LABELS, Context, Say, Step
 from textbooks.pipeline.work import FOLDER as WORK
 from textbooks.pipeline.work import Work
@@ -57,8 +57,29 @@ def resolved(step: Step, run_folder: Path | None) -> Step:
     return type(step)(config, str(step_input) if step_input is not None else None)
 
 
+def check_finished(path: str | Path, step_name: str) -> None:
+    """Refuse a step folder whose step has not finished (its `.work/` is there, or it has stats but no marker):
+    what it holds is partial, and the files inside `.work/` are records, not data."""
+    folder = Path(path)
+    if not folder.is_dir() or data.is_complete(folder):
+        return
+    stamp = Work(folder, step_name).stamp()
+    if stamp is None and not (folder / data.STATS).is_file():
+        return
+    maker = ((stamp or {}).get("parts") or {}).get("step") or (data.read_stats(folder) or {}).get("stage")
+    by = f"`textbooks {maker}` stopped before its end" if maker else "its step stopped before its end"
+    raise UserError(f"{step_name}: {folder} is not finished ({by}, no {data.MARKER}); run the step that makes it "
+                    "again to finish it")
+
+
 def check_input_kind(step: Step) -> None:
-    """Refuse a finished step folder of another kind than the step takes (a token folder given to dedup)."""
+    """Refuse an unfinished step folder as input or reference, and a finished one of another kind than the step
+    takes (a token folder given to dedup)."""
+    for _, ref in find_refs(step.config):  # a model may be read from a run still training: its checkpoints
+        if isinstance(ref, DatasetRef) and not str(ref).startswith("hf:"):
+            check_finished(ref, step.name)
+    if step.input and {"dataset", "tokens"} & set(step.takes) and not str(step.input).startswith("hf:"):
+        check_finished(step.input, step.name)
     if not step.input or not step.takes or "run" in step.takes:
         return
     marker = data.read_marker(Path(step.input)) if Path(step.input).is_dir() else None

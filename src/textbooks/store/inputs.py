@@ -80,7 +80,8 @@ def plan_parts(
             return [Part("shard", str(shard)) for shard in data.shard_paths(path)]
         if _is_saved_hf_dataset(path):
             return _plan_hf(spec, hf_split, hf_config, hf_data_dir, False, rows_per_part)
-        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _readable(str(p)))
+        files = sorted(str(p) for p in path.rglob("*") if p.is_file() and _readable(str(p))
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not files:
             if any(path.glob(data.SHARD_GLOB)):
                 raise UserError(f"{path}: dataset folder without a {data.MARKER} marker: the stage that writes it "
@@ -118,6 +119,10 @@ def _load_hf(path: str, split: str, config: str | None, data_dir: str | None, st
                 raise UserError(f"{path}: no split {split!r}; it has {', '.join(loaded)}")
             loaded = loaded[split]
         return loaded
+    from textbooks.store import hub
+
+    if not Path(path).exists():
+        hub.prepare()
     try:
         return datasets.load_dataset(path, name=config, data_dir=data_dir, split=split, streaming=streaming)
     except (FileNotFoundError, ValueError) as error:
