@@ -170,6 +170,7 @@ def test_hub_download_uses_the_test_split(monkeypatch: pytest.MonkeyPatch, tmp_p
     hub = types.ModuleType("datasets")
     hub.load_dataset = lambda name, config, split: calls.append((name, config, split)) or rows
     monkeypatch.setitem(sys.modules, "datasets", hub)
+    monkeypatch.setattr("textbooks.store.hub.unreachable", lambda: None)  # as if online: the hub answers
     for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
         monkeypatch.delenv(flag, raising=False)
     assert len(load_benchmark("mbpp", tmp_path)) == 500
@@ -186,3 +187,21 @@ def test_fresh_problems_load_when_the_file_exists() -> None:
     assert len(problems) >= FRESH_MIN
     assert len({p.task_id for p in problems}) == len(problems)
     assert all(p.kind == "check" and p.description and f"def {p.entry_point}(" in p.prompt for p in problems)
+
+
+def test_offline_a_hub_lookup_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    from textbooks.store import hub
+
+    if hub.unreachable() is None:
+        pytest.skip("the Hugging Face Hub answers from this machine: the offline path cannot be seen here")
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("TEXTBOOKS_BENCHMARKS", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    env.update(TEXTBOOKS_CACHE=str(tmp_path / "cache"), HF_HOME=str(tmp_path / "hf"))
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text('{"task_id": "Mbpp/2", "completion": "x = 1"}\n')
+    result = subprocess.run([sys.executable, "-m", "textbooks", "eval", "--samples", str(samples), "--bench", "mbpp",
+                             "--out", str(tmp_path / "eval")], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the Hugging Face Hub cannot be reached" in lines[0], result.stderr
+    assert "Retrying" not in result.stderr  # datasets' own retries print a line each, over about 45 s

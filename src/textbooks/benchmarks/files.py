@@ -74,9 +74,11 @@ def parse_jsonl(text: str) -> list[dict]:
 
 
 def _download(name: str) -> list[dict]:
-    for flag in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(flag, "").strip().lower() in ("1", "true", "yes", "on"):
-            raise ConnectionError(f"{flag} is set")
+    from textbooks.store import hub
+
+    offline = hub.prepare() if name in _HUB else ("offline mode is set" if hub.offline_by_choice() else None)
+    if offline:  # at once, not after the retries of a lookup that cannot succeed
+        raise ConnectionError(offline)
     if name in _HUB:
         import datasets  # slow to import and only needed without local files
 

@@ -30,6 +30,7 @@ from textbooks.errors import UserError
 from textbooks.model.generate import StopCondition, generate_batch, stop_at_text
 from textbooks.model.hf import HUB_NAME
 from textbooks.model.io import load_model, resolve_model_folder, tokenizer_folder
+from textbooks.store import hub
 
 # Codex's stops for HumanEval (Chen et al. 2021): the start of the next top-level statement after the body.
 STOP_SEQUENCES = ["\nclass", "\ndef", "\n#", "\nif", "\nprint"]
@@ -176,6 +177,8 @@ class HFCompleter(_LocalCompleter):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         super().__init__(options)
+        if not Path(name_or_path).is_dir():
+            hub.prepare()
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(name_or_path)
             model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=options.dtype or "auto")

@@ -266,7 +266,7 @@ class LLMClient:
 
     async def _gather(self, coroutines: list[Coroutine[Any, Any, Completion]], progress: bool,
                       return_exceptions: bool, what: str) -> list[Completion | LLMError]:
-        with tqdm(total=len(coroutines), desc=f"{self.config.model} {what}", disable=not progress) as bar:
+        with tqdm(total=len(coroutines), desc=f"{self.config.model} {what}", disable=None if progress else True) as bar:
             async def tracked(coroutine: Coroutine[Any, Any, Completion]) -> Completion | LLMError:
                 try:
                     return await coroutine

@@ -106,7 +106,7 @@ class Sandbox:
         programs = list(programs)
         outcomes: list[Outcome | None] = [None] * len(programs)
         bar = tqdm(total=len(programs), desc=progress if isinstance(progress, str) else "sandbox",
-                   disable=not progress, unit="program")
+                   disable=None if progress else True, unit="program")
         lock = threading.Lock()
         next_index = iter(range(len(programs)))
 

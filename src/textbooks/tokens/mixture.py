@@ -122,17 +122,22 @@ class Documents:
 
 
 def write_stream(path: Path, order: np.ndarray, documents: Documents, tokens_of: Callable[[int], np.ndarray],
-                 eos: int, dtype: np.dtype, counts: np.ndarray | None = None) -> dict:
+                 eos: int, dtype: np.dtype, counts: np.ndarray | None = None, desc: str | None = None) -> dict:
     """Write the documents `order` names, each followed by `eos`, to `path` (fsynced); `tokens_of(part)` gives
-    a part's tokens end to end. Token frequencies are added to `counts` when given."""
+    a part's tokens end to end. Token frequencies are added to `counts` when given; `desc` names a progress
+    bar in tokens (on a terminal)."""
+    from tqdm.auto import tqdm
+
     ends = np.cumsum(documents.length[order] + 1)
     cuts = np.searchsorted(ends, np.arange(WRITE_TOKENS, int(ends[-1]) if ends.size else 0, WRITE_TOKENS))
     tokens = 0
-    with open(path, "wb") as handle:
+    with open(path, "wb") as handle, tqdm(total=int(ends[-1]) if ends.size else 0, desc=desc, unit="token",
+                                           unit_scale=True, disable=None if desc else True, leave=False) as bar:
         for chosen in np.split(order, np.unique(cuts)):
             chunk = _gather(chosen, documents, tokens_of, eos, dtype)
             chunk.tofile(handle)
             tokens += chunk.size
+            bar.update(chunk.size)
             if counts is not None:
                 counts += np.bincount(chunk, minlength=counts.size)
         handle.flush()

@@ -177,9 +177,13 @@ class TokenizeStep(Step):
         tokens_of = functools.cache(lambda number: np.load(_tokens_path(work, number), mmap_mode="r"))
         counts = np.zeros(vocab_size(tokenizer), np.int64)
         out = ctx.out
+        say(f"{self.name}: assembling train.bin ({train_order.size:,} documents) and val.bin "
+            f"({val_order.size:,}) in {out}")
         with atomic_file(out / "train.bin") as train_path, atomic_file(out / "val.bin") as val_path:
-            splits = {"train": mixture.write_stream(train_path, train_order, documents, tokens_of, eos, dtype),
-                      "val": mixture.write_stream(val_path, val_order, documents, tokens_of, eos, dtype, counts)}
+            splits = {"train": mixture.write_stream(train_path, train_order, documents, tokens_of, eos, dtype,
+                                                    desc="train.bin"),
+                      "val": mixture.write_stream(val_path, val_order, documents, tokens_of, eos, dtype, counts,
+                                                  desc="val.bin")}
         for index, record in enumerate(source_records):
             record["val_documents"] = int(np.count_nonzero(is_val & (documents.source == index)))
             if record["repeated_documents"]:

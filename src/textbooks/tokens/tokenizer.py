@@ -13,6 +13,7 @@ document separator of the packed stream. Either way the result is a transformers
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from textbooks.errors import UserError
+from textbooks.store import hub
 
 if TYPE_CHECKING:  # transformers takes seconds to import: only the functions that need it do
     from transformers import PreTrainedTokenizerBase
@@ -46,7 +48,8 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int, out_dir: Path, min_fr
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOS],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=sys.stderr.isatty())  # its bars, on a terminal only
     bpe.train_from_iterator(texts, trainer=trainer)
     # A byte-level BPE never needs an unknown token; transformers wants one named, so it is the separator.
     fast = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS, unk_token=EOS,
@@ -66,6 +69,8 @@ def load_tokenizer(name_or_path: str | Path) -> PreTrainedTokenizerBase:
     if not path.is_dir() and (path.is_absolute() or where.startswith((".", "~")) or where.count("/") > 1):
         raise UserError(f"tokenizer {where!r}: no such folder; pass a folder with tokenizer.json (a "
                         "save_pretrained output), or a hub name such as Salesforce/codegen-350M-mono")
+    if not path.is_dir():
+        hub.prepare()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path) if path.is_dir() else where)
     # Offline, unknown repo, malformed files: transformers raises many types, all the setting's fault.

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from textbooks.errors import UserError
+from textbooks.store import hub
 
 PREFIX = "hf."  # the adapter's own name for the wrapped model in its state dict
 
@@ -39,6 +40,8 @@ def inspect_hf(name_or_path: str) -> HFModelInfo:
     """The model type, vocabulary and longest sequence of a transformers model folder or hub name."""
     from transformers import AutoConfig
 
+    if not Path(name_or_path).is_dir():
+        hub.prepare()
     try:
         config = AutoConfig.from_pretrained(name_or_path)
     except (OSError, ValueError) as error:
