@@ -23,6 +23,7 @@ SOURCE_FIELDS: dict[str, tuple[Source, ...]] = {
     "text_column": ("files", "hf"),
     "id_column": ("files", "hf"),
     "on_error": ("files",),
+    "extra_columns": ("files", "hf"),
     "include": ("stdlib", "dir"),
     "exclude": ("stdlib", "dir"),
     "files_per_task": ("stdlib", "dir"),
@@ -83,6 +84,9 @@ class IngestConfig(StepConfig):
     exact_dedup: bool = Field(True, description=(
         "Drop exact duplicates (after normalising white space) across the whole corpus, keeping the first "
         "(exact_duplicate, with duplicate_of naming the row kept)."))
+    extra_columns: bool = Field(True, description=(
+        "sources files and hf: keep the records' other columns (a license, a repository name...) on every row "
+        "made from them, renamed record_NAME where a name is one of ours (path, kind...); false drops them."))
     on_error: Literal["fail", "skip"] = Field("fail", description=(
         "source files: a malformed JSONL line stops the run (fail) or is dropped as malformed_input (skip)."))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -13,3 +14,4 @@ class Document:
     text: str
     size: int  # UTF-8 bytes
     problem: str | None = None  # decode_error or malformed_input: the document is dropped whole, unparsed
+    extra: dict[str, Any] | None = None  # a record's other columns, carried to every row made from it

@@ -27,7 +27,7 @@ from textbooks.pipeline.stage import ShardResult, Stage, WorkShard
 def ingest_document(document: Document, config: IngestConfig, rows: ShardRows) -> None:
     """Add one document's rows: itself and/or its units, each kept or dropped with a reason."""
     def add(kind: str, name: str | None, text: str, reason: str | None) -> None:
-        rows.add(document.source, document.path, kind, name, text, reason)
+        rows.add(document.source, document.path, kind, name, text, reason, document.extra)
 
     unit_kinds = [kind for kind in config.units if kind != "file"]
     reason = document.problem or document_problem(document.text, document.size, config)

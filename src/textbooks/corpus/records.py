@@ -105,13 +105,14 @@ def read_documents(task: RecordTask, config: IngestConfig) -> Iterator[Document]
             yield Document(task.source, record.id, "record", record.text, len(record.text.encode()),
                            record.reason)
         else:
-            yield _document(record["source"], record["id"], record["text"])
+            extra = {key: value for key, value in record.items() if key not in ("id", "text", "source")}
+            yield _document(record["source"], record["id"], record["text"], extra if config.extra_columns else None)
 
 
-def _document(source: str, path: str, text: str) -> Document:
+def _document(source: str, path: str, text: str, extra: dict | None) -> Document:
     """A record's document; text with lone surrogates (from JSON escapes) is not UTF-8: decode_error."""
     try:
-        return Document(source, path, "record", text, len(text.encode("utf-8")))
+        return Document(source, path, "record", text, len(text.encode("utf-8")), extra=extra)
     except UnicodeEncodeError:
         repaired = text.encode("utf-8", "replace").decode("utf-8")
-        return Document(source, path, "record", repaired, len(repaired.encode("utf-8")), DECODE_ERROR)
+        return Document(source, path, "record", repaired, len(repaired.encode("utf-8")), DECODE_ERROR, extra)

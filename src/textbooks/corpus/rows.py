@@ -3,11 +3,13 @@
 An id is `{source}:{path}` for a whole file or record and `{source}:{path}::{name}` for a function or class;
 when an id repeats in one task (two `def f` in one module, two records with the same id), the later ones get
 `#2`, `#3`. Ids repeated across tasks (records only: a file belongs to one task) are renamed the same way in
-the stage's reduce step.
+the stage's reduce step. Records' own columns (a license, a repository) come after ours, one type per column
+across the dataset (`textbooks.corpus.finish` makes the tasks agree).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -27,6 +29,7 @@ SCHEMA = pa.schema([
     ("text_hash", pa.string()),  # textbooks.dedup.exact.normalized_hash
 ])
 DROPPED_SCHEMA = SCHEMA.append(pa.field(DROP_REASON, pa.string())).append(pa.field(DUPLICATE_OF, pa.string()))
+RESERVED = frozenset(DROPPED_SCHEMA.names)
 
 
 def dropped_table(rows: pa.Table, reasons: str | list[str],
@@ -56,27 +59,55 @@ class UniqueIds:
         return f"{row_id}#{number}"
 
 
+def extra_name(name: str) -> str:
+    """The column a record's own column `name` becomes: itself, or `record_NAME` where it is one of ours."""
+    return f"record_{name}" if name in RESERVED else name
+
+
+def _extra_array(values: list) -> pa.Array:
+    """A column of a record's own values: its type as pyarrow infers it, or JSON text where the values do not
+    share one type (a number in one record, a string in the next)."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([None if value is None else json.dumps(value, default=str) for value in values],
+                        pa.string())
+
+
+def _table(columns: dict[str, list], extras: list[dict | None]) -> pa.Table:
+    table = pa.Table.from_pydict(columns, schema=SCHEMA)
+    names = list(dict.fromkeys(name for extra in extras if extra for name in extra))
+    for name in names:
+        table = table.append_column(extra_name(name), _extra_array([(extra or {}).get(name) for extra in extras]))
+    return table
+
+
 @dataclass
 class ShardRows:
-    """The kept and dropped rows of one task, in the order they were added."""
+    """The kept and dropped rows of one task, in the order they were added; a record's own columns (`extra`)
+    follow ours."""
 
     kept: dict[str, list] = field(default_factory=lambda: {name: [] for name in SCHEMA.names})
     dropped: dict[str, list] = field(default_factory=lambda: {name: [] for name in SCHEMA.names})
+    kept_extra: list[dict | None] = field(default_factory=list)
+    dropped_extra: list[dict | None] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     ids: UniqueIds = field(default_factory=UniqueIds)
 
-    def add(self, source: str, path: str, kind: str, name: str | None, text: str, reason: str | None) -> None:
+    def add(self, source: str, path: str, kind: str, name: str | None, text: str, reason: str | None,
+            extra: dict | None = None) -> None:
         """One row; kept when `reason` is None, else dropped with that reason."""
         row_id = self.ids.claim(f"{source}:{path}" + (f"::{name}" if name else ""))
         values = (row_id, text, source, path, kind, name, len(split_lines(text)), normalized_hash(text))
         into = self.kept if reason is None else self.dropped
         for column, value in zip(SCHEMA.names, values):
             into[column].append(value)
+        (self.kept_extra if reason is None else self.dropped_extra).append(extra)
         if reason is not None:
             self.reasons.append(reason)
 
     def kept_table(self) -> pa.Table:
-        return pa.Table.from_pydict(self.kept, schema=SCHEMA)
+        return _table(self.kept, self.kept_extra)
 
     def dropped_table(self) -> pa.Table:
-        return dropped_table(pa.Table.from_pydict(self.dropped, schema=SCHEMA), self.reasons)
+        return dropped_table(_table(self.dropped, self.dropped_extra), self.reasons)
