@@ -27,10 +27,12 @@ from textbooks.pipeline.runner import run_step
 from textbooks.store import data
 from textbooks.tokens.folder import TokenData, open_tokens, write_token_folder
 from textbooks.train.data import TrainWindows, validation_batches
+from textbooks.train.distributed import world_from_env
 from textbooks.train.metrics import peak_flops_for_name, peak_flops_per_second
+from textbooks.train.plan import plan_run
 from textbooks.train.schedule import learning_rate
 from textbooks.train.step import TrainStep
-from textbooks.train.trainer import train
+from textbooks.train.trainer import Trainer, train
 
 LOG_FIELDS = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "data_wait_s", "step_s", "peak_mem_bytes",
               "tokens_seen"}
@@ -93,6 +95,22 @@ def test_windows_cover_every_window_once_per_epoch_and_ranks_split_each_batch() 
         assert torch.equal(inputs[:, 1:], targets[:, :-1])
     val = validation_batches(stream, 64, windows=5, micro_batch_size=2, rank=1, world_size=2)
     assert sum(len(x) for x, _ in val) == 2  # 5 rounded down to 4, half each
+
+
+def test_validation_loss_does_not_depend_on_micro_batch_size(tokens: TokenData, tmp_path: Path) -> None:
+    """The same weights score the same 24 windows to the same mean, cut into micro-batches of 4, 8 or 16."""
+    ids = np.random.default_rng(0).integers(0, 500, size=64 * 40 + 1)
+    small = write_token_folder(tmp_path / "tokens", {"train": ids, "val": ids}, tokens.tokenizer_dir)
+    losses, scored = [], []
+    for micro_batch_size in (4, 8, 16):
+        config = tiny_config(batch_size=16, micro_batch_size=micro_batch_size, eval_windows=24)
+        plan = plan_run(config, small.folder, tmp_path / f"run-{micro_batch_size}", world_from_env(), resume=False)
+        trainer = Trainer(plan, quiet)
+        scored.append([int(first) for inputs, _ in trainer.val_batches for first in inputs[:, 0]])
+        losses.append(trainer.evaluate())
+    assert len(scored[0]) == 24 and scored[0] == scored[1] == scored[2]
+    assert max(losses) - min(losses) <= 1e-6, losses
+    assert abs(losses[0] - math.log(512)) < 0.5  # a random model on random tokens: about log(vocab)
 
 
 def _assert_refused_before_compute(config, tokens: Path, out: Path, *fragments: str) -> None:

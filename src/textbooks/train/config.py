@@ -87,7 +87,10 @@ class TrainConfig(StepConfig):
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept (best/ is kept besides).")
     eval_every: int | None = Field(None, ge=1, description="Steps between validations; None: "
                                                            "checkpoint_every.")
-    eval_batches: int = Field(20, ge=1, description="Micro-batches of validation windows per evaluation.")
+    eval_windows: int = Field(160, ge=1, description="Validation windows of seq_len tokens scored at each "
+                                                     "evaluation, spread evenly over the val split (at most as "
+                                                     "many as it has, rounded down to a multiple of the process "
+                                                     "count); the set does not depend on micro_batch_size.")
     seed: int = Field(1337, description="Seed of the initialisation, the data order and dropout.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available.")
 
