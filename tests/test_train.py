@@ -28,7 +28,7 @@ from textbooks.store import data
 from textbooks.tokens.folder import TokenData, open_tokens, write_token_folder
 from textbooks.train.data import TrainWindows, validation_batches
 from textbooks.train.distributed import world_from_env
-from textbooks.train.metrics import peak_flops_for_name, peak_flops_per_second
+from textbooks.train.metrics import PEAK_FLOPS, peak_flops_for_name, peak_flops_per_second
 from textbooks.train.plan import plan_run
 from textbooks.train.schedule import learning_rate
 from textbooks.train.step import TrainStep
@@ -78,6 +78,27 @@ def test_peak_flops_table() -> None:
     assert peak_flops_for_name("Tesla V100-SXM2-16GB", torch.bfloat16) is None
     assert peak_flops_for_name("Some Future Accelerator", torch.bfloat16) is None
     assert peak_flops_per_second(torch.device("cpu"), torch.float32) is None
+
+
+@pytest.mark.parametrize(("device_name", "bf16", "fp32"), [
+    ("NVIDIA H200", 989e12, 67e12), ("NVIDIA H200 NVL", 835e12, 60e12), ("NVIDIA GH200 480GB", 989e12, 67e12),
+    ("NVIDIA GH200 144G HBM3e", 989e12, 67e12), ("NVIDIA H100 80GB HBM3", 989e12, 67e12),
+    ("NVIDIA H100 NVL", 835e12, 60e12), ("NVIDIA H100 PCIe", 756e12, 51e12), ("NVIDIA H800", 989e12, 67e12),
+    ("NVIDIA H800 PCIe", 756e12, 51e12), ("NVIDIA A100-SXM4-80GB", 312e12, 19.5e12),
+    ("NVIDIA A100 80GB PCIe", 312e12, 19.5e12), ("NVIDIA A10", 125e12, 31.2e12), ("NVIDIA L40S", 362e12, 91.6e12),
+    ("NVIDIA L40", 181e12, 90.5e12), ("NVIDIA GeForce RTX 4090", 165.2e12, 82.6e12)])
+def test_peak_flops_by_exact_device_name(device_name: str, bf16: float, fp32: float) -> None:
+    """The most specific table name in the device name wins: an H200 NVL is not an H200 SXM, a GH200 is known."""
+    assert peak_flops_for_name(device_name, torch.bfloat16) == bf16
+    assert peak_flops_for_name(device_name, torch.float16) == bf16
+    assert peak_flops_for_name(device_name, torch.float32) == fp32
+
+
+def test_every_peak_table_name_reads_as_itself() -> None:
+    """No shorter name shadows a longer one, whatever the table's order."""
+    for name, peaks in PEAK_FLOPS.items():
+        assert peak_flops_for_name(f"NVIDIA {name}", torch.bfloat16) == peaks["bf16"], name
+        assert peak_flops_for_name(f"NVIDIA {name} 80GB", torch.float32) == peaks["fp32"], name
 
 
 def test_windows_cover_every_window_once_per_epoch_and_ranks_split_each_batch() -> None:
