@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -132,11 +131,11 @@ class Trainer:
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             for removed in checkpoint.clean_unfinished(self.out):
-                self.say(f"train: removed {removed}, a checkpoint a kill left unfinished")
+                self.say(f"train: removed {removed}, left unfinished by a run that was killed or failed")
             if self.plan.resume_from is None:
                 (self.out / LOG).unlink(missing_ok=True)
                 (self.out / SUMMARY).unlink(missing_ok=True)
-                shutil.rmtree(self.out / checkpoint.BEST, ignore_errors=True)
+                checkpoint.remove_folder(self.out / checkpoint.BEST)
             else:
                 truncate_log(self.out / LOG, self.plan.resume_state["step"])
         distributed.barrier()
