@@ -22,10 +22,12 @@ from train_helpers import (
 
 from textbooks.errors import UserError
 from textbooks.model import Phi, preset
+from textbooks.model.config import PRESETS
 from textbooks.model.io import load_model
 from textbooks.pipeline.runner import run_step
 from textbooks.store import data
 from textbooks.tokens.folder import TokenData, open_tokens, write_token_folder
+from textbooks.train.config import TrainConfig
 from textbooks.train.data import TrainWindows, validation_batches
 from textbooks.train.distributed import world_from_env
 from textbooks.train.metrics import PEAK_FLOPS, peak_flops_for_name, peak_flops_per_second
@@ -161,6 +163,36 @@ def test_bad_settings_are_refused_before_any_compute(tokens: TokenData, tmp_path
     _assert_refused_before_compute(tiny_config(), small.folder, out, "val split has 40 tokens", "seq_len 64")
     _assert_refused_before_compute(tiny_config(seq_len=128, model_overrides={**TINY_MODEL}), small.folder, out,
                                    "train split has 100 tokens")
+
+
+def test_a_paper_model_with_the_papers_batch_is_not_a_cpu_default(tokens: TokenData, tmp_path: Path) -> None:
+    folder, out = tokens.folder, tmp_path / "out"
+    _assert_refused_before_compute(TrainConfig(device="cpu"), folder, out, "--device cpu", "--model phi-1",
+                                   "pretrain batch of 1024 x 2048 tokens", "1.8e+16 FLOPs", "--batch-size",
+                                   "--model tiny")
+    _assert_refused_before_compute(TrainConfig(phase="finetune", model="phi-1-small", device="cpu"), folder, out,
+                                   "finetune batch of 256 x 2048", "--batch-size")
+    for explicit in (TrainConfig(device="cpu", batch_size=1024), TrainConfig(device="cpu", batch_size=8),
+                     TrainConfig(model="tiny", seq_len=1024, device="cpu")):  # taken as they are; none is built
+        plan = plan_run(explicit, folder, out, world_from_env(), resume=False)
+        assert plan.hp.batch_size == (explicit.batch_size or 1024) and plan.device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the default device is a GPU on this machine")
+def test_without_a_gpu_the_default_settings_ask_for_a_batch_size(tokens: TokenData, tmp_path: Path) -> None:
+    _assert_refused_before_compute(TrainConfig(), tokens.folder, tmp_path / "out", "no CUDA device here",
+                                   "--model phi-1", "--batch-size")
+
+
+def test_every_train_setting_has_help_and_model_lists_the_presets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textbooks.cli import step_parser
+
+    assert [name for name, field in TrainConfig.model_fields.items() if not field.description] == []
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag
+    (model_help,) = [line for line in step_parser("train")[0].format_help().splitlines()
+                     if line.strip().startswith("--model str")]
+    assert "one of: phi-1, phi-1-small, tiny, small" in model_help and list(PRESETS) == [
+        "phi-1", "phi-1-small", "tiny", "small"]
 
 
 def test_optimizer_decays_only_matrices() -> None:
