@@ -158,9 +158,7 @@ def _check_batch_fits_device(config: TrainConfig, hp: Resolved, spec: ModelSpec,
     """A paper model with its phase's batch from the paper is not a default for the CPU: the flag is asked for
     rather than a smaller batch chosen here, since a batch picked by the machine would make the same settings
     train differently elsewhere (and a run resumed on a GPU change batch half-way)."""
-    if device.type != "cpu" or spec.kind != "preset" or config.model not in PAPER_PRESETS:
-        return
-    if config.batch_size is not None:
+    if device.type != "cpu" or spec.kind != "preset" or config.model not in PAPER_PRESETS or config.batch_size:
         return
     flops = 6 * spec.config.num_parameters() * hp.batch_size * config.seq_len
     where = "--device cpu" if config.device == "cpu" else "no CUDA device here"
