@@ -185,11 +185,10 @@ class Trainer:
     def _announce(self) -> None:
         plan, config = self.plan, self.config
         val_windows = sum(len(inputs) for inputs, _ in self.val_batches) * self.world.world_size
-        self.say(f"train: {self.parameters:,} parameters ({plan.model.kind}), {self.windows.count:,} windows of "
-                 f"{config.seq_len} tokens ({val_windows:,} validation windows); {self.hp.max_steps:,} steps of "
-                 f"{self.hp.batch_size} sequences = "
-                 f"{plan.accumulation} x {config.micro_batch_size} on each of {self.world.world_size} "
-                 f"process(es); {self.device} {plan.precision}")
+        self.say(f"train: {self.parameters:,} parameters ({plan.model.kind}), {self.windows.count:,} training "
+                 f"windows of {config.seq_len} tokens and {val_windows:,} for validation; {self.hp.max_steps:,} "
+                 f"steps of {self.hp.batch_size} sequences = {plan.accumulation} x {config.micro_batch_size} on "
+                 f"each of {self.world.world_size} process(es); {self.device} {plan.precision}")
 
     def _train_step(self) -> dict:
         started = time.perf_counter()
