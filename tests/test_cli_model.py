@@ -61,7 +61,7 @@ def test_train_flags_reach_the_model(tmp_path, tokens):
     out = tmp_path / "run"
     flags = ["--model", "tiny", "--model-overrides", "num_hidden_layers=1", "hidden_size=64",
              "num_attention_heads=1", "intermediate_size=128", "--seq-len", "16", "--batch-size", "4",
-             "--micro-batch-size", "4", "--max-steps", "3", "--eval-every", "3", "--eval-batches", "1",
+             "--micro-batch-size", "4", "--max-steps", "3", "--eval-every", "3", "--eval-windows", "4",
              "--betas", "0.9", "0.99", "--device", "cpu"]
     assert main(["train", "--input", str(tokens), "--out", str(out), *flags]) == 0
     model = load_model(out / "best")

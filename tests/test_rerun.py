@@ -27,7 +27,7 @@ SMALLER = {
     "tokenize": {"vocab_size": 320, "val_fraction": 0.1},
     "train": {"model_overrides": {"num_hidden_layers": 1, "hidden_size": 64, "intermediate_size": 128,
                                   "num_attention_heads": 2}, "seq_len": 32, "batch_size": 4, "micro_batch_size": 4,
-              "max_steps": 4, "warmup_steps": 1, "checkpoint_every": 2, "eval_every": 2, "eval_batches": 1},
+              "max_steps": 4, "warmup_steps": 1, "checkpoint_every": 2, "eval_every": 2, "eval_windows": 4},
     "eval": {"bench": ["fresh"], "limit": 2, "max_new_tokens": 8, "batch_size": 2},
 }
 STEP_FOLDERS = ("ingest", "dedup", "tokenize", "pretrain", "export-hf", "eval", "report_files")

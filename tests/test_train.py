@@ -22,15 +22,19 @@ from train_helpers import (
 
 from textbooks.errors import UserError
 from textbooks.model import Phi, preset
+from textbooks.model.config import PRESETS
 from textbooks.model.io import load_model
 from textbooks.pipeline.runner import run_step
 from textbooks.store import data
 from textbooks.tokens.folder import TokenData, open_tokens, write_token_folder
+from textbooks.train.config import TrainConfig
 from textbooks.train.data import TrainWindows, validation_batches
-from textbooks.train.metrics import peak_flops_for_name, peak_flops_per_second
+from textbooks.train.distributed import world_from_env
+from textbooks.train.metrics import PEAK_FLOPS, peak_flops_for_name, peak_flops_per_second
+from textbooks.train.plan import plan_run
 from textbooks.train.schedule import learning_rate
 from textbooks.train.step import TrainStep
-from textbooks.train.trainer import train
+from textbooks.train.trainer import Trainer, train
 
 LOG_FIELDS = {"step", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "data_wait_s", "step_s", "peak_mem_bytes",
               "tokens_seen"}
@@ -78,6 +82,27 @@ def test_peak_flops_table() -> None:
     assert peak_flops_per_second(torch.device("cpu"), torch.float32) is None
 
 
+@pytest.mark.parametrize(("device_name", "bf16", "fp32"), [
+    ("NVIDIA H200", 989e12, 67e12), ("NVIDIA H200 NVL", 835e12, 60e12), ("NVIDIA GH200 480GB", 989e12, 67e12),
+    ("NVIDIA GH200 144G HBM3e", 989e12, 67e12), ("NVIDIA H100 80GB HBM3", 989e12, 67e12),
+    ("NVIDIA H100 NVL", 835e12, 60e12), ("NVIDIA H100 PCIe", 756e12, 51e12), ("NVIDIA H800", 989e12, 67e12),
+    ("NVIDIA H800 PCIe", 756e12, 51e12), ("NVIDIA A100-SXM4-80GB", 312e12, 19.5e12),
+    ("NVIDIA A100 80GB PCIe", 312e12, 19.5e12), ("NVIDIA A10", 125e12, 31.2e12), ("NVIDIA L40S", 362e12, 91.6e12),
+    ("NVIDIA L40", 181e12, 90.5e12), ("NVIDIA GeForce RTX 4090", 165.2e12, 82.6e12)])
+def test_peak_flops_by_exact_device_name(device_name: str, bf16: float, fp32: float) -> None:
+    """The most specific table name in the device name wins: an H200 NVL is not an H200 SXM, a GH200 is known."""
+    assert peak_flops_for_name(device_name, torch.bfloat16) == bf16
+    assert peak_flops_for_name(device_name, torch.float16) == bf16
+    assert peak_flops_for_name(device_name, torch.float32) == fp32
+
+
+def test_every_peak_table_name_reads_as_itself() -> None:
+    """No shorter name shadows a longer one, whatever the table's order."""
+    for name, peaks in PEAK_FLOPS.items():
+        assert peak_flops_for_name(f"NVIDIA {name}", torch.bfloat16) == peaks["bf16"], name
+        assert peak_flops_for_name(f"NVIDIA {name} 80GB", torch.float32) == peaks["fp32"], name
+
+
 def test_windows_cover_every_window_once_per_epoch_and_ranks_split_each_batch() -> None:
     stream = np.arange(64 * 10 + 1)  # window w starts with token w * 64
     whole = TrainWindows(stream, seq_len=64, batch_size=4, micro_batch_size=2, seed=3)
@@ -93,6 +118,22 @@ def test_windows_cover_every_window_once_per_epoch_and_ranks_split_each_batch() 
         assert torch.equal(inputs[:, 1:], targets[:, :-1])
     val = validation_batches(stream, 64, windows=5, micro_batch_size=2, rank=1, world_size=2)
     assert sum(len(x) for x, _ in val) == 2  # 5 rounded down to 4, half each
+
+
+def test_validation_loss_does_not_depend_on_micro_batch_size(tokens: TokenData, tmp_path: Path) -> None:
+    """The same weights score the same 24 windows to the same mean, cut into micro-batches of 4, 8 or 16."""
+    ids = np.random.default_rng(0).integers(0, 500, size=64 * 40 + 1)
+    small = write_token_folder(tmp_path / "tokens", {"train": ids, "val": ids}, tokens.tokenizer_dir)
+    losses, scored = [], []
+    for micro_batch_size in (4, 8, 16):
+        config = tiny_config(batch_size=16, micro_batch_size=micro_batch_size, eval_windows=24)
+        plan = plan_run(config, small.folder, tmp_path / f"run-{micro_batch_size}", world_from_env(), resume=False)
+        trainer = Trainer(plan, quiet)
+        scored.append([int(first) for inputs, _ in trainer.val_batches for first in inputs[:, 0]])
+        losses.append(trainer.evaluate())
+    assert len(scored[0]) == 24 and scored[0] == scored[1] == scored[2]
+    assert max(losses) - min(losses) <= 1e-6, losses
+    assert abs(losses[0] - math.log(512)) < 0.5  # a random model on random tokens: about log(vocab)
 
 
 def _assert_refused_before_compute(config, tokens: Path, out: Path, *fragments: str) -> None:
@@ -122,6 +163,36 @@ def test_bad_settings_are_refused_before_any_compute(tokens: TokenData, tmp_path
     _assert_refused_before_compute(tiny_config(), small.folder, out, "val split has 40 tokens", "seq_len 64")
     _assert_refused_before_compute(tiny_config(seq_len=128, model_overrides={**TINY_MODEL}), small.folder, out,
                                    "train split has 100 tokens")
+
+
+def test_a_paper_model_with_the_papers_batch_is_not_a_cpu_default(tokens: TokenData, tmp_path: Path) -> None:
+    folder, out = tokens.folder, tmp_path / "out"
+    _assert_refused_before_compute(TrainConfig(device="cpu"), folder, out, "--device cpu", "--model phi-1",
+                                   "pretrain batch of 1024 x 2048 tokens", "1.8e+16 FLOPs", "--batch-size",
+                                   "--model tiny")
+    _assert_refused_before_compute(TrainConfig(phase="finetune", model="phi-1-small", device="cpu"), folder, out,
+                                   "finetune batch of 256 x 2048", "--batch-size")
+    for explicit in (TrainConfig(device="cpu", batch_size=1024), TrainConfig(device="cpu", batch_size=8),
+                     TrainConfig(model="tiny", seq_len=1024, device="cpu")):  # taken as they are; none is built
+        plan = plan_run(explicit, folder, out, world_from_env(), resume=False)
+        assert plan.hp.batch_size == (explicit.batch_size or 1024) and plan.device.type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the default device is a GPU on this machine")
+def test_without_a_gpu_the_default_settings_ask_for_a_batch_size(tokens: TokenData, tmp_path: Path) -> None:
+    _assert_refused_before_compute(TrainConfig(), tokens.folder, tmp_path / "out", "no CUDA device here",
+                                   "--model phi-1", "--batch-size")
+
+
+def test_every_train_setting_has_help_and_model_lists_the_presets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textbooks.cli import step_parser
+
+    assert [name for name, field in TrainConfig.model_fields.items() if not field.description] == []
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per flag
+    (model_help,) = [line for line in step_parser("train")[0].format_help().splitlines()
+                     if line.strip().startswith("--model str")]
+    assert "one of: phi-1, phi-1-small, tiny, small" in model_help and list(PRESETS) == [
+        "phi-1", "phi-1-small", "tiny", "small"]
 
 
 def test_optimizer_decays_only_matrices() -> None:

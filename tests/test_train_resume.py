@@ -1,4 +1,6 @@
-"""Resume: a training run SIGKILLed past a checkpoint and resumed ends exactly where an uninterrupted run ends."""
+"""Resume: a training run SIGKILLed past a checkpoint and resumed ends exactly where an uninterrupted run ends; a
+run killed or failing while it writes best/ or a checkpoint leaves nothing that looks complete, and the next run
+leaves no temporary."""
 
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ from train_helpers import (
 )
 
 from textbooks.errors import UserError
+from textbooks.model.io import load_model, resolve_model_folder
+from textbooks.pipeline.hooks import ENV_VAR
+from textbooks.store.atomic import temporary_sibling
+from textbooks.train import checkpoint
+from textbooks.train.metrics import read_jsonl
 from textbooks.train.trainer import train
 
 # Killed after the validation of step 15: past the checkpoint of step 10, before the one of step 20.
@@ -105,3 +112,49 @@ def test_unfinished_checkpoint_is_ignored_and_removed(tokens: Path, tmp_path: Pa
     resumed = load_file(out / "checkpoints" / "step-0000020" / "model.safetensors")
     assert all(torch.equal(final[name], resumed[name]) for name in final)
     assert [line["step"] for line in read_log(out)[0]] == list(range(1, 21))
+
+
+def _hidden(out: Path) -> list[str]:
+    """Every name under `out` starting with a dot: what the atomic writers use for unfinished work."""
+    return sorted(str(path.relative_to(out)) for path in out.rglob(".*"))
+
+
+@pytest.mark.parametrize("kill_point", ["best", pytest.param("checkpoint", marks=pytest.mark.slow)])
+def test_killed_folder_write_leaves_nothing_complete_and_the_next_run_no_temporary(tokens: Path, tmp_path: Path,
+                                                                                  kill_point: str) -> None:
+    """Killed with the second best/ (or checkpoint) written under its temporary name, about to be renamed."""
+    out, config = tmp_path / "run", tiny_config(max_steps=6, checkpoint_every=2, eval_every=2)
+    killed = subprocess.run([sys.executable, *script_args(config, tokens, out)], capture_output=True, text=True,
+                            env={**ONE_THREAD_ENV, ENV_VAR: f"train:{kill_point}:2"}, timeout=120, check=False)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout[-2000:] + killed.stderr[-2000:]
+    assert _hidden(out)  # the temporary folder the kill cut short
+    assert [step for step, _ in checkpoint.complete_checkpoints(out)] == [2]
+    assert checkpoint.read_best(out)["step"] == (2 if kill_point == "best" else 4)  # the last whole best/
+    assert resolve_model_folder(out) == out / "best" and load_model(out / "best").config.num_hidden_layers == 2
+    torn = temporary_sibling(out / "log.jsonl")  # what a kill inside an atomic file write leaves
+    torn.write_text('{"step": 1, "lo')
+    messages: list[str] = []
+
+    train(config, tokens, out, say=messages.append, resume=True)
+
+    assert _hidden(out) == []
+    assert any("resuming from" in message and "step-0000002" in message for message in messages)
+    assert any("removed" in message and torn.name in message for message in messages)
+    vals = [line for line in read_jsonl(out / "log.jsonl") if line.get("kind") == "val"]
+    best = min(vals, key=lambda line: line["val_loss"])
+    assert checkpoint.read_best(out) == {"step": best["step"], "val_loss": best["val_loss"]}
+    assert [step for step, _ in checkpoint.complete_checkpoints(out)] == [4, 6]
+
+
+def test_failing_best_write_keeps_the_last_best_and_leaves_no_temporary(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    checkpoint.write_best(out, lambda folder: (folder / "model.json").write_text("{}"), step=2, val_loss=3.0)
+
+    def fails_half_way(folder: Path) -> None:
+        (folder / "model.json").write_text("{}")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.write_best(out, fails_half_way, step=4, val_loss=2.0)
+    assert sorted(path.name for path in out.iterdir()) == ["best"]
+    assert checkpoint.read_best(out) == {"step": 2, "val_loss": 3.0}

@@ -84,7 +84,7 @@ def tiny_config(**settings) -> TrainConfig:
     """A two-layer, 128-wide phi on 64-token windows: a step takes milliseconds on a CPU."""
     values = {"model": "tiny", "model_overrides": TINY_MODEL, "seq_len": 64, "batch_size": 8,
               "micro_batch_size": 4, "lr": 3e-3, "warmup_steps": 5, "max_steps": 20, "checkpoint_every": 10,
-              "eval_batches": 4, "device": "cpu", "seed": 7}
+              "eval_windows": 16, "device": "cpu", "seed": 7}
     return TrainConfig(**{**values, **settings})
 
 

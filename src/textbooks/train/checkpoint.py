@@ -8,12 +8,17 @@
         _COMPLETE                    written last
     OUT/best/                        the model with the lowest validation loss, and trainer.json (step, val_loss)
 
-A checkpoint is written under a temporary name, finished with `_COMPLETE`, and renamed into place; a folder
-without the marker is ignored and removed. The newest `keep_checkpoints` are kept.
+A checkpoint is written under a temporary name, finished with `_COMPLETE`, and renamed into place; best/ is
+replaced the same way (the older one stays until the new one is whole). A folder is removed by renaming it to a
+temporary first, so a kill never leaves a folder that still looks complete. The next run removes what a killed
+or failed one left: folders without the marker, an unfinished best/ replacement (the last whole best/ stays),
+and temporaries anywhere in OUT. The newest `keep_checkpoints` are kept. `TEXTBOOKS_KILL_AT=train:best` and
+`train:checkpoint` kill a run with the new folder written but not yet in place (tests/test_train_resume.py).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -26,8 +31,9 @@ import torch
 
 from textbooks.errors import UserError
 from textbooks.model.io import COMPLETE
+from textbooks.pipeline import hooks
 from textbooks.store import data
-from textbooks.store.atomic import atomic_file, atomic_folder, recover_folder
+from textbooks.store.atomic import atomic_file, atomic_folder, recover_folder, remove_temporaries, temporary_sibling
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -57,30 +63,44 @@ def complete_checkpoints(out: Path) -> list[tuple[int, Path]]:
 
 
 def clean_unfinished(out: Path) -> list[Path]:
-    """Remove checkpoint folders a kill left without `_COMPLETE`, and temporaries; returns what was removed."""
+    """Remove what a killed or failed run left in OUT: checkpoint folders without `_COMPLETE`, a replacement of
+    best/ cut short (the last whole best/ is kept, or put back), and temporaries; returns the checkpoint folders
+    and temporary files removed."""
+    out = Path(out)
     removed = []
-    folder = Path(out) / CHECKPOINTS
+    folder = out / CHECKPOINTS
     if folder.is_dir():
         for item in folder.iterdir():
             if item.is_dir() and not (STEP_FOLDER.fullmatch(item.name) and (item / COMPLETE).is_file()):
                 shutil.rmtree(item)
                 removed.append(item)
-    recover_folder(Path(out) / BEST)
-    return removed
+    recover_folder(out / BEST)
+    return removed + remove_temporaries(out)
 
 
-def _write_folder(final: Path, write_contents: WriteContents, marker: bool) -> None:
+def remove_folder(folder: Path) -> None:
+    """Rename `folder` to a temporary, then delete it: a kill half-way through leaves a temporary, never a
+    folder under its own name with some of its files gone (a checkpoint that still has its `_COMPLETE`)."""
+    folder = Path(folder)
+    if folder.exists():
+        hidden = temporary_sibling(folder)
+        os.replace(folder, hidden)
+        shutil.rmtree(hidden)
+
+
+def _write_folder(final: Path, write_contents: WriteContents, marker: bool, kill_point: str) -> None:
     """Fill a temporary sibling of `final`, then rename it into place (replacing an older `final`)."""
     with atomic_folder(final) as tmp:
         write_contents(tmp)
         if marker:
             data.write_bytes(b"", tmp / COMPLETE)
+        hooks.reached("train", kill_point)
 
 
 def write_checkpoint(out: Path, step: int, write_contents: WriteContents) -> Path:
     """A complete checkpoint folder for `step`, whose files `write_contents(folder)` writes."""
     final = step_folder(out, step)
-    _write_folder(final, write_contents, marker=True)
+    _write_folder(final, write_contents, marker=True, kill_point="checkpoint")
     return final
 
 
@@ -88,7 +108,7 @@ def prune(out: Path, keep: int) -> list[Path]:
     """Remove all but the newest `keep` complete checkpoints; returns the removed folders."""
     removed = [folder for _, folder in complete_checkpoints(out)[:-keep]]
     for folder in removed:
-        shutil.rmtree(folder)
+        remove_folder(folder)
     return removed
 
 
@@ -98,7 +118,7 @@ def write_best(out: Path, write_model: WriteContents, step: int, val_loss: float
         write_model(folder)
         data.write_json({"step": step, "val_loss": val_loss}, folder / TRAINER_JSON)
 
-    _write_folder(Path(out) / BEST, contents, marker=False)
+    _write_folder(Path(out) / BEST, contents, marker=False, kill_point="best")
 
 
 def read_best(out: Path) -> dict | None:

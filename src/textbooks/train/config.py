@@ -7,7 +7,8 @@ alone gives phi-1's finetuning run (the setting is `phase` because `stage` names
     finetune: lr 1e-4, warm-up 50,  weight decay 0.01, batch 256 x 2048 tokens,  6,000 steps
 
 What the paper leaves open (betas, eps, clipping, final LR) takes common values: AdamW (0.9, 0.95), eps 1e-8,
-gradient norm clipped at 1.0, linear decay to 0.
+gradient norm clipped at 1.0, linear decay to 0. Without a GPU the paper's models (`phi-1`, the default, and
+`phi-1-small`) do not take the paper's batch as a default: a run asks for `batch_size` instead (train/plan.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from textbooks.model.config import PRESETS
 from textbooks.pipeline.refs import ModelInput
 from textbooks.pipeline.step import StepConfig
 
@@ -32,6 +34,8 @@ PHASE_DEFAULTS: dict[str, dict[str, float | int]] = {
 RUN_ONLY_SETTINGS = frozenset({"compile", "checkpoint_every", "keep_checkpoints"})
 
 HF_INIT_PREFIX = "hf:"
+# The paper's models: on a CPU their phase's batch (1024 or 256 x 2048 tokens) is not taken as a default.
+PAPER_PRESETS = frozenset({"phi-1", "phi-1-small"})
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,8 @@ class TrainConfig(StepConfig):
     weight_decay: float | None = Field(None, ge=0, description="AdamW weight decay on matrices; None: the "
                                                                "phase's (0.1 / 0.01).")
     batch_size: int | None = Field(None, ge=1, description="Sequences per optimizer step over all processes; "
-                                                           "None: the phase's (1024 / 256).")
+                                                           "None: the phase's (1024 / 256), except for a paper "
+                                                           "model on the CPU, which needs it set.")
     max_steps: int | None = Field(None, ge=1, description="Optimizer steps to train; None: the phase's (36000 / 6000).")
     decay_steps: int | None = Field(None, ge=1, description="Step at which the linear decay reaches min_lr; "
                                                             "None: max_steps (phi-1-base stopped at 24000 of "
@@ -67,7 +72,9 @@ class TrainConfig(StepConfig):
     seq_len: int = Field(2048, ge=1, description="Tokens per training window (packed, no padding).")
     micro_batch_size: int = Field(8, ge=1, description="Sequences per forward pass on each process; the rest of "
                                                        "batch_size is gradient accumulation.")
-    model: str = Field("phi-1", description="Model preset: phi-1, phi-1-small, tiny or small (ignored with init).")
+    model: str = Field("phi-1", description=f"Model preset, one of: {', '.join(PRESETS)} (ignored with init). "
+                                            f"phi-1 and phi-1-small are the paper's 1.3B and 350M models: "
+                                            f"without a GPU they need an explicit batch_size.")
     model_overrides: dict[str, Any] = Field(default_factory=dict,
                                             description="ModelConfig fields to change, e.g. num_hidden_layers=2 "
                                                         "or resid_pdrop=0 (with init: only the dropouts).")
@@ -87,7 +94,10 @@ class TrainConfig(StepConfig):
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept (best/ is kept besides).")
     eval_every: int | None = Field(None, ge=1, description="Steps between validations; None: "
                                                            "checkpoint_every.")
-    eval_batches: int = Field(20, ge=1, description="Micro-batches of validation windows per evaluation.")
+    eval_windows: int = Field(160, ge=1, description="Validation windows of seq_len tokens scored at each "
+                                                     "evaluation, spread evenly over the val split (at most as "
+                                                     "many as it has, rounded down to a multiple of the process "
+                                                     "count); the set does not depend on micro_batch_size.")
     seed: int = Field(1337, description="Seed of the initialisation, the data order and dropout.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available.")
 

@@ -7,7 +7,8 @@ shifted by one share all but one token). Each epoch visits every window once in 
 checkpoint and a resumed run continues from the same window. A global batch is the next `batch_size`
 windows; process `rank` of `world_size` takes windows rank, rank + world_size, ... of it, cut into micro-batches.
 
-Validation uses fixed windows spread evenly over the val split, the same at every evaluation.
+Validation uses a fixed number of windows spread evenly over the val split, the same at every evaluation and
+whatever the micro-batch size.
 """
 
 from __future__ import annotations

@@ -21,38 +21,44 @@ import torch
 from textbooks.store import data
 
 # Dense (no 2:4 sparsity) peak FLOP/s from NVIDIA's data sheets: tensor-core bf16 / fp16, and plain fp32 (no
-# TF32). Matched in order against torch.cuda.get_device_name() as whole words, so the H100 variants come before
-# plain H100 and "A10" does not catch "A100". None: the device has no fast path for that dtype.
-PEAK_FLOPS: list[tuple[str, dict[str, float | None]]] = [
-    ("H100 NVL", {"bf16": 835e12, "fp16": 835e12, "fp32": 60e12}),
-    ("H100 PCIe", {"bf16": 756e12, "fp16": 756e12, "fp32": 51e12}),
-    ("H100", {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),  # SXM, e.g. "NVIDIA H100 80GB HBM3"
-    ("H200", {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
-    ("H800", {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12}),
-    ("B200", {"bf16": 2250e12, "fp16": 2250e12, "fp32": None}),
-    ("A100", {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12}),
-    ("A10G", {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12}),  # no A10G sheet is published: the A10's
-    ("A10", {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12}),
-    ("A40", {"bf16": 149.7e12, "fp16": 149.7e12, "fp32": 37.4e12}),
-    ("RTX A6000", {"bf16": 154.8e12, "fp16": 154.8e12, "fp32": 38.7e12}),
-    ("L40S", {"bf16": 362e12, "fp16": 362e12, "fp32": 91.6e12}),
-    ("L40", {"bf16": 181e12, "fp16": 181e12, "fp32": 90.5e12}),
-    ("L4", {"bf16": 121e12, "fp16": 121e12, "fp32": 30.3e12}),
-    ("RTX 4090", {"bf16": 165.2e12, "fp16": 165.2e12, "fp32": 82.6e12}),  # fp32 accumulation, as torch uses
-    ("RTX 3090", {"bf16": 71e12, "fp16": 71e12, "fp32": 35.6e12}),
-    ("V100", {"bf16": None, "fp16": 125e12, "fp32": 15.7e12}),
-    ("T4", {"bf16": None, "fp16": 65e12, "fp32": 8.1e12}),
-]
+# TF32). Keyed by the names torch.cuda.get_device_name() contains as whole words ("NVIDIA H200 NVL",
+# "NVIDIA GH200 480GB", "NVIDIA A100-SXM4-80GB"); the longest name found wins, so "H200 NVL" beats "H200",
+# "GH200" is not an "H200" and "A10" does not catch "A100". None: the device has no fast path for that dtype.
+PEAK_FLOPS: dict[str, dict[str, float | None]] = {
+    "H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},  # SXM, e.g. "NVIDIA H100 80GB HBM3"
+    "H100 NVL": {"bf16": 835e12, "fp16": 835e12, "fp32": 60e12},
+    "H100 PCIe": {"bf16": 756e12, "fp16": 756e12, "fp32": 51e12},
+    "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},  # SXM: "NVIDIA H200"
+    "H200 NVL": {"bf16": 835e12, "fp16": 835e12, "fp32": 60e12},
+    "GH200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},  # the Hopper GPU of Grace Hopper
+    "H800": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
+    "H800 PCIe": {"bf16": 756e12, "fp16": 756e12, "fp32": 51e12},
+    "B200": {"bf16": 2250e12, "fp16": 2250e12, "fp32": None},
+    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},  # SXM and PCIe alike
+    "A10G": {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12},  # no A10G sheet is published: the A10's
+    "A10": {"bf16": 125e12, "fp16": 125e12, "fp32": 31.2e12},
+    "A40": {"bf16": 149.7e12, "fp16": 149.7e12, "fp32": 37.4e12},
+    "RTX A6000": {"bf16": 154.8e12, "fp16": 154.8e12, "fp32": 38.7e12},
+    "L40S": {"bf16": 362e12, "fp16": 362e12, "fp32": 91.6e12},
+    "L40": {"bf16": 181e12, "fp16": 181e12, "fp32": 90.5e12},
+    "L4": {"bf16": 121e12, "fp16": 121e12, "fp32": 30.3e12},
+    "RTX 4090": {"bf16": 165.2e12, "fp16": 165.2e12, "fp32": 82.6e12},  # fp32 accumulation, as torch uses
+    "RTX 3090": {"bf16": 71e12, "fp16": 71e12, "fp32": 35.6e12},
+    "V100": {"bf16": None, "fp16": 125e12, "fp32": 15.7e12},
+    "T4": {"bf16": None, "fp16": 65e12, "fp32": 8.1e12},
+}
 DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16", torch.float32: "fp32"}
 
 
 def peak_flops_for_name(device_name: str, dtype: torch.dtype) -> float | None:
-    """The table's dense peak for a CUDA device name and dtype; None for an unknown name or dtype."""
+    """The table's dense peak for a CUDA device name and dtype, from the longest table name that the device
+    name contains as whole words; None for an unknown name or dtype."""
     dtype_name = DTYPE_NAMES.get(dtype)
-    for pattern, peaks in PEAK_FLOPS:
-        if re.search(rf"(?<![\w]){re.escape(pattern)}(?![\w])", device_name, flags=re.IGNORECASE):
-            return peaks.get(dtype_name) if dtype_name else None
-    return None
+    found = [name for name in PEAK_FLOPS
+             if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", device_name, flags=re.IGNORECASE)]
+    if not found or dtype_name is None:
+        return None
+    return PEAK_FLOPS[max(found, key=len)][dtype_name]
 
 
 def peak_flops_per_second(device: torch.device, dtype: torch.dtype) -> float | None:

@@ -15,7 +15,7 @@ from textbooks.model.config import ModelConfig, padded_vocab, preset
 from textbooks.store import data
 from textbooks.tokens.folder import TokenData, open_tokens
 from textbooks.train import checkpoint
-from textbooks.train.config import RUN_ONLY_SETTINGS, Resolved, TrainConfig
+from textbooks.train.config import PAPER_PRESETS, RUN_ONLY_SETTINGS, Resolved, TrainConfig
 from textbooks.train.data import window_count
 from textbooks.train.distributed import World, training_device
 
@@ -68,6 +68,7 @@ def plan_run(config: TrainConfig, data_dir: Path, out: Path, world: World, resum
     precision = _precision(config.precision, device)
     tokens = open_tokens(Path(data_dir))
     spec = model_spec(config, tokens)
+    _check_batch_fits_device(config, hp, spec, device)
     _check_fits(config, spec, tokens, world)
     identity = {"train_tokens": len(tokens.split("train")), "val_tokens": len(tokens.split("val")),
                 "vocab_size": tokens.vocab_size, "fingerprint": (data.read_marker(Path(data_dir)) or {}).get(
@@ -151,6 +152,20 @@ def _with_dropouts(model_config: ModelConfig, overrides: dict) -> ModelConfig:
         return ModelConfig(**{**model_config.model_dump(), **overrides})
     except ValueError as error:
         raise UserError(f"model_overrides {overrides}: {error}") from None
+
+
+def _check_batch_fits_device(config: TrainConfig, hp: Resolved, spec: ModelSpec, device: torch.device) -> None:
+    """A paper model with its phase's batch from the paper is not a default for the CPU: the flag is asked for
+    rather than a smaller batch chosen here, since a batch picked by the machine would make the same settings
+    train differently elsewhere (and a run resumed on a GPU change batch half-way)."""
+    if device.type != "cpu" or spec.kind != "preset" or config.model not in PAPER_PRESETS or config.batch_size:
+        return
+    flops = 6 * spec.config.num_parameters() * hp.batch_size * config.seq_len
+    where = "--device cpu" if config.device == "cpu" else "no CUDA device here"
+    raise UserError(f"{where}: --model {config.model} with the paper's {config.phase} batch of {hp.batch_size} x "
+                    f"{config.seq_len} tokens ({flops:.1e} FLOPs a step) is not a CPU default. Set --batch-size "
+                    f"(and --micro-batch-size) to train it on the CPU anyway, or choose a CPU size: --model tiny "
+                    f"or --model small")
 
 
 def _check_fits(config: TrainConfig, spec: ModelSpec, tokens: TokenData, world: World) -> None:

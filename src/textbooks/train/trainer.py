@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from textbooks.evaluate.loss import token_loss_totals
 from textbooks.store import data
 from textbooks.train import checkpoint, distributed
 from textbooks.train.config import TrainConfig
@@ -116,8 +116,7 @@ class Trainer:
         self.windows = TrainWindows(plan.tokens.split("train"), self.config.seq_len, self.hp.batch_size,
                                     self.config.micro_batch_size, self.config.seed, rank, size)
         self.val_batches = validation_batches(plan.tokens.split("val"), self.config.seq_len,
-                                              self.config.eval_batches * self.config.micro_batch_size,
-                                              self.config.micro_batch_size, rank, size)
+                                              self.config.eval_windows, self.config.micro_batch_size, rank, size)
         self.step, self.best_val_loss, self.best_step = 0, math.inf, None
         self.last_val_loss, self.train_seconds = None, 0.0
         self.peak_flops = peak_flops_per_second(self.device, plan.autocast_dtype or torch.float32)
@@ -132,11 +131,11 @@ class Trainer:
         if self.world.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             for removed in checkpoint.clean_unfinished(self.out):
-                self.say(f"train: removed {removed}, a checkpoint a kill left unfinished")
+                self.say(f"train: removed {removed}, left unfinished by a run that was killed or failed")
             if self.plan.resume_from is None:
                 (self.out / LOG).unlink(missing_ok=True)
                 (self.out / SUMMARY).unlink(missing_ok=True)
-                shutil.rmtree(self.out / checkpoint.BEST, ignore_errors=True)
+                checkpoint.remove_folder(self.out / checkpoint.BEST)
             else:
                 truncate_log(self.out / LOG, self.plan.resume_state["step"])
         distributed.barrier()
@@ -185,10 +184,11 @@ class Trainer:
 
     def _announce(self) -> None:
         plan, config = self.plan, self.config
-        self.say(f"train: {self.parameters:,} parameters ({plan.model.kind}), {self.windows.count:,} windows of "
-                 f"{config.seq_len} tokens; {self.hp.max_steps:,} steps of {self.hp.batch_size} sequences = "
-                 f"{plan.accumulation} x {config.micro_batch_size} on each of {self.world.world_size} "
-                 f"process(es); {self.device} {plan.precision}")
+        val_windows = sum(len(inputs) for inputs, _ in self.val_batches) * self.world.world_size
+        self.say(f"train: {self.parameters:,} parameters ({plan.model.kind}), {self.windows.count:,} training "
+                 f"windows of {config.seq_len} tokens and {val_windows:,} for validation; {self.hp.max_steps:,} "
+                 f"steps of {self.hp.batch_size} sequences = {plan.accumulation} x {config.micro_batch_size} on "
+                 f"each of {self.world.world_size} process(es); {self.device} {plan.precision}")
 
     def _train_step(self) -> dict:
         started = time.perf_counter()
@@ -233,17 +233,17 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> float:
-        """Mean next-token loss over the fixed validation windows of all processes."""
+        """Mean next-token loss over every token of the fixed validation windows of all processes; the windows
+        and the mean are the same whatever micro_batch_size cuts them into (fp64 sums of per-token losses)."""
         self.model.eval()
         totals = torch.zeros(2, dtype=torch.float64, device=self.device)
         for inputs, targets in self.val_batches:
             with self.autocast():
-                _, loss = self.model(inputs.to(self.device), targets.to(self.device))
-            totals[0] += loss.double() * len(inputs)
-            totals[1] += len(inputs)
+                logits = self.model(inputs.to(self.device))
+            totals += token_loss_totals(logits, targets.to(self.device))
         self.model.train()
-        loss_sum, windows = distributed.sum_across(totals).tolist()
-        return loss_sum / windows
+        loss_sum, tokens = distributed.sum_across(totals).tolist()
+        return loss_sum / tokens
 
     def _validate(self) -> None:
         val_loss = self.evaluate()
