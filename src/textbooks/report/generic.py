@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from textbooks.report import fmt, plots, read
-from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
+from textbooks.report.blocks import Block, Details, Figure, Paragraph, Preformatted, Section, Subheading, Table
 from textbooks.report.stages import StageRun
 
 SAMPLES_PER_REASON = 3
@@ -64,7 +64,8 @@ def summary(stage: StageRun) -> Section:
         counters = [[name, f"{value:,.6g}"] for name, value in sorted(stats["counters"].items())]
         blocks += [Subheading("Counters"), Table(["counter", "value"], counters, "lr")]
     if stats.get("config"):
-        blocks += [Subheading("Settings"), Preformatted(json.dumps(stats["config"], indent=2, sort_keys=True))]
+        settings = json.dumps(stats["config"], indent=2, sort_keys=True)
+        blocks.append(Details(f"Settings: {len(stats['config'])} keys", [Preformatted(settings)]))
     return Section("Summary", blocks)
 
 

@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from textbooks.report.blocks import Chapter, Figure
+from textbooks.report.blocks import Chapter, Figure, flatten
 from textbooks.report.render import to_html, to_markdown
 from textbooks.report.stages import StageRun
 from textbooks.store.atomic import write_bytes, write_text
@@ -46,7 +46,7 @@ def _write_images(run_dir: Path, chapters: list[Chapter]) -> None:
     (run_dir / FILES).mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
     for chapter in chapters:
-        for figure in (block for section in chapter.sections for block in section.blocks):
+        for figure in (block for section in chapter.sections for block in flatten(section.blocks)):
             if isinstance(figure, Figure):
                 path = run_dir / image_path(chapter, figure)
                 if path in written:
