@@ -64,7 +64,8 @@ def summary(stage: StageRun) -> Section:
         counters = [[name, f"{value:,.6g}"] for name, value in sorted(stats["counters"].items())]
         blocks += [Subheading("Counters"), Table(["counter", "value"], counters, "lr")]
     if stats.get("config"):
-        settings = json.dumps(stats["config"], indent=2, sort_keys=True)
+        settings = json.dumps(fmt.paths_in(stats["config"], stage.run_dir), indent=2, sort_keys=True,
+                              ensure_ascii=False)
         blocks.append(Details(f"Settings: {len(stats['config'])} keys", [Preformatted(settings)]))
     return Section("Summary", blocks)
 
