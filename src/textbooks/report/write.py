@@ -27,7 +27,7 @@ def _key(index: int, name: str) -> str:
 
 
 def build_chapters(stages: list[StageRun]) -> list[Chapter]:
-    from textbooks.report.generic import label, overview
+    from textbooks.report.overview import label, overview
     from textbooks.report.sections import sections_for
 
     chapters = [Chapter("Overview", "overview", overview(stages))]
@@ -62,7 +62,7 @@ def render_report(run_dir: Path, stages: list[StageRun], title: str) -> Path:
     """Write RUN_DIR/report.html, report.md and report_files/*.png about `stages`; return the page."""
     run_dir = Path(run_dir)
     chapters = build_chapters(stages)
-    intro = (f"{len(stages)} finished {'stage' if len(stages) == 1 else 'stages'} in the run folder "
+    intro = (f"{len(stages)} finished {'step' if len(stages) == 1 else 'steps'} in the run folder "
              f"{run_dir.resolve().name}; report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     _write_images(run_dir, chapters)
     markdown = to_markdown(title, intro, chapters, image_path)
