@@ -34,6 +34,8 @@ def size(value: Any) -> str:
 def seconds(value: Any) -> str:
     if not isinstance(value, numbers.Real):
         return UNKNOWN
+    if value < 1:
+        return f"{1000 * value:.0f} ms"
     if value < 60:
         return f"{value:.1f} s"
     minutes, rest = divmod(int(round(value)), 60)
