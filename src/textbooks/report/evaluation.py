@@ -47,11 +47,12 @@ def scores(stage: StageRun) -> list[Section] | None:
         table, Figure("scores", png, "pass@1 per benchmark, and the canonical solutions' loss.")]
     found = _read_samples(stage)
     if found:
-        rows = [[bench, fmt.count(shown.statuses["passed"]), fmt.count(shown.statuses["failed"]),
-                 fmt.count(shown.statuses["timeout"]), fmt.count(shown.empty)] for bench, shown in found.items()]
+        rows = [[bench, fmt.count(samples.statuses["passed"]), fmt.count(samples.statuses["failed"]),
+                 fmt.count(samples.statuses["timeout"]), fmt.count(samples.empty)]
+                for bench, samples in found.items()]
         blocks.append(Table(["benchmark", "passed", "failed", "timed out", "empty completions"], rows, "lrrrr"))
-    return [Section("Evaluation", blocks)] + [Section(f"Completions: {bench}", _benchmark_blocks(stage, shown))
-                                              for bench, shown in found.items()]
+    return [Section("Evaluation", blocks)] + [Section(f"Completions: {bench}", _benchmark_blocks(stage, samples))
+                                              for bench, samples in found.items()]
 
 
 def _markdown_table(markdown: str) -> Table:
@@ -62,7 +63,7 @@ def _markdown_table(markdown: str) -> Table:
 
 
 @dataclass
-class Shown:
+class BenchmarkSamples:
     """What the report keeps of one benchmark's samples: counts, and the few it shows."""
 
     statuses: Counter = field(default_factory=Counter)
@@ -88,31 +89,31 @@ class Shown:
         return (self.failing + self.failing_empty)[:FAILING_SHOWN]
 
 
-def _read_samples(stage: StageRun) -> dict[str, Shown]:
+def _read_samples(stage: StageRun) -> dict[str, BenchmarkSamples]:
     path = stage.path / SAMPLES
     if not path.is_file():
         return {}
-    found: dict[str, Shown] = {}
+    found: dict[str, BenchmarkSamples] = {}
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
-            found.setdefault(row["bench"], Shown()).keep(row)
+            found.setdefault(row["bench"], BenchmarkSamples()).keep(row)
     return found
 
 
-def _benchmark_blocks(stage: StageRun, shown: Shown) -> list[Block]:
+def _benchmark_blocks(stage: StageRun, samples: BenchmarkSamples) -> list[Block]:
     """The first passing and failing completions of a benchmark, each with its prompt and verdict."""
     blocks: list[Block] = []
-    if shown.empty == shown.total:
-        blocks.append(Paragraph(f"Every completion is empty ({shown.total:,} of {shown.total:,}): the model ended "
+    if samples.empty == samples.total:
+        blocks.append(Paragraph(f"Every completion is empty ({samples.total:,} of {samples.total:,}): the model ended "
                                 "each one before writing any code, so every verdict below judges the prompt "
                                 "alone."))
-    elif shown.empty:
-        blocks.append(Paragraph(f"{shown.empty:,} of the {shown.total:,} completions "
-                                f"{'is' if shown.empty == 1 else 'are'} empty."))
-    failures = shown.failures()
-    for title, rows, total in (("Passing", shown.passing, shown.statuses["passed"]),
-                               ("Failing", failures, shown.total - shown.statuses["passed"])):
+    elif samples.empty:
+        blocks.append(Paragraph(f"{samples.empty:,} of the {samples.total:,} completions "
+                                f"{'is' if samples.empty == 1 else 'are'} empty."))
+    failures = samples.failures()
+    for title, rows, total in (("Passing", samples.passing, samples.statuses["passed"]),
+                               ("Failing", failures, samples.total - samples.statuses["passed"])):
         if not total:
             blocks.append(Paragraph("No completion passes." if title == "Passing" else "No completion fails."))
             continue
@@ -133,13 +134,13 @@ def _sample_blocks(stage: StageRun, row: dict) -> list[Block]:
     if row["completion"].strip():
         blocks.append(Preformatted(_head(row["completion"], COMPLETION_LINES)))
     else:
-        blocks.append(Paragraph(f"The completion is empty{'' if not row['completion'] else ' (white space only)'}."))
+        blocks.append(Paragraph(f"The completion is empty{'' if not row['completion'] else ' (whitespace only)'}."))
     stderr = row.get("stderr") or ""
     if not row["passed"] and stderr.strip():
         lines = stderr.rstrip("\n").splitlines()
         tail = "\n".join(lines[-STDERR_LINES:])
-        shown = f"last {STDERR_LINES} of {len(lines):,}" if len(lines) > STDERR_LINES else f"{len(lines)}"
-        blocks.append(Details(f"stderr, {shown} lines",
+        count = f"last {STDERR_LINES} of {len(lines):,}" if len(lines) > STDERR_LINES else f"{len(lines)}"
+        blocks.append(Details(f"stderr, {count} lines",
                               [Preformatted(fmt.paths_in_text(tail, stage.run_dir))]))
     return blocks
 
