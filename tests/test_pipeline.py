@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser import render
 from conftest import dataset_rows, shard_tables
 
 from textbooks.pipeline.runner import WORK
@@ -263,13 +264,72 @@ def test_demo_evaluates_its_model(demo_run):
     rows = [json.loads(line) for line in (out / "eval" / "samples.jsonl").read_text().splitlines()]
     assert len(rows) == scores["fresh"]["samples"] + scores["humaneval"]["samples"]
     assert {row["status"] for row in rows} <= {"passed", "failed", "timeout"}
+    assert all(row["passed"] == (row["status"] == "passed") for row in rows)
     vocabulary = json.loads((out / "tokenize" / "meta.json").read_text())["vocab_size"]
     for name in ("fresh", "humaneval"):
-        assert 0 <= scores[name]["pass@k"]["1"] <= 1
+        verdicts: dict[str, list[bool]] = {}
+        for row in rows:
+            if row["bench"] == name:
+                verdicts.setdefault(row["task_id"], []).append(row["passed"])
+        assert len(verdicts) == scores[name]["problems"]
+        # pass@1 from c passing of n samples is c / n, averaged over problems
+        expected = sum(sum(passed) / len(passed) for passed in verdicts.values()) / len(verdicts)
+        assert scores[name]["pass@k"]["1"] == pytest.approx(expected, abs=1e-12)
         assert scores[name]["solution_loss"] < math.log(vocabulary) - 1  # well below a uniform guess
     report = (out / "report.md").read_text()
     assert "Evaluation" in report and "solution loss" in report and "humaneval" in report
     assert "eval: humaneval: from" in result.stdout
+
+
+def test_demo_report_reads_in_a_browser(demo_run):
+    """The report's acceptance check, on the page as headless Chromium renders it: a chapter per step with its
+    sections, each benchmark's completions with their prompts and verdicts (or the plain statement that every
+    completion is empty), the settings folded away, and no folder of this machine named anywhere."""
+    import textbooks
+
+    out, _ = demo_run
+    page = render(out / "report.html")
+    chapters: dict[str, list[str]] = {}
+    for tag, text in page.headings:
+        if tag == "h2":
+            chapters[text] = []
+        elif tag == "h3":
+            chapters[list(chapters)[-1]].append(text)
+    assert chapters == {
+        "Overview": ["Steps", "Rows through the stages"],
+        "1. ingest": ["Summary", "Drop reasons", "Document lengths"],
+        "2. dedup": ["Summary", "Drop reasons", "Document lengths", "Near-duplicate clusters"],
+        "3. tokenize": ["Summary", "Token data"],
+        "4. pretrain (train)": ["Summary", "Training"],
+        "5. export-hf": ["Summary", "Export"],
+        "6. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+    }
+    steps = ("ingest", "dedup", "tokenize", "pretrain", "export-hf", "eval")
+    with_settings = [step for step in steps if data.read_stats(out / step).get("config")]  # export-hf has none
+    assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) == 5
+    overview = page.under("Overview", "Steps")
+    assert "n/a" not in overview and "pass@1" in overview and "150 steps" in overview
+
+    rows = [json.loads(line) for line in (out / "eval" / "samples.jsonl").read_text().splitlines()]
+    for bench in ("fresh", "humaneval"):
+        shown = page.under("6. eval", f"Completions: {bench}")
+        mine = [row for row in rows if row["bench"] == bench]
+        written = [row for row in mine if row["completion"].strip()]
+        if written:
+            first = written[0]
+            assert first["completion"].strip().splitlines()[0] in shown
+        else:
+            assert f"Every completion is empty ({len(mine):,} of {len(mine):,})" in shown
+            first = mine[0]
+        assert f"{first['task_id']} (sample {first['sample']}), " in shown
+        assert first["passed"] or f"{first['status']}: {first['reason'].split(':')[0]}" in shown
+        assert next(line for line in reversed(first["prompt"].splitlines()) if line.startswith("def ")) in shown
+
+    machine = {str(out), str(out.resolve()), str(out.parent), str(Path(__file__).resolve().parents[1]), sys.prefix,
+               sys.base_prefix, str(Path(textbooks.__file__).resolve().parents[1]), os.environ["TEXTBOOKS_BENCHMARKS"]}
+    markdown = (out / "report.md").read_text()
+    for text in (page.text, markdown):
+        assert not [path for path in machine if path in text]
 
 
 def test_bad_flag_value_names_the_flag(tmp_path, capsys):

@@ -1,17 +1,25 @@
-"""The run report on a real run folder made by the real runner: two tiny stages, then `write_report`."""
+"""The run report on a real run folder made by the real runner: two tiny stages and two evaluations of
+completions written here (judged in the real sandbox), then `write_report`."""
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pytest
+from browser import render
 
+import textbooks
+from textbooks.benchmarks import load_benchmark
 from textbooks.errors import UserError
+from textbooks.evaluate.step import EvalConfig, EvalStep
 from textbooks.pipeline.executors import make_executor
 from textbooks.pipeline.runner import run_step
 from textbooks.pipeline.stage import ShardResult, Stage, with_drop_reason
@@ -80,16 +88,37 @@ class NearDup(Stage):
         return ShardResult(kept=kept, dropped=with_drop_reason(dropped, "near_duplicate"))
 
 
-def _run(out: Path) -> None:
+HOSTILE = "    return '</code></pre><script>alert(1)</script>'\n"
+
+
+def _write_samples(path: Path, completions: dict[str, str]) -> Path:
+    path.write_text("".join(json.dumps({"task_id": task_id, "completion": completion}) + "\n"
+                            for task_id, completion in completions.items()), encoding="utf-8")
+    return path
+
+
+def _evaluate(samples: Path, out: Path) -> None:
+    run_step(EvalStep(EvalConfig(bench=["fresh"], samples=str(samples), workers=1)), out, say=lambda line: None)
+
+
+def _run(out: Path, elsewhere: Path) -> None:
+    """ingest and dedup; `eval` judges two right solutions, a wrong one and an empty one, `eval_nothing` three
+    empty completions. The samples files are outside the run folder, `elsewhere`."""
     engine = make_executor("process", 1)
     run_step(MakeRows(MakeRowsConfig()), out / "ingest", executor=engine, say=lambda line: None)
     run_step(NearDup(NearDupConfig(), str(out / "ingest")), out / "dedup", executor=engine, say=lambda line: None)
+    problems = load_benchmark("fresh")[:4]
+    mixed = {problems[0].task_id: problems[0].canonical_solution, problems[1].task_id: HOSTILE,
+             problems[2].task_id: problems[2].canonical_solution, problems[3].task_id: ""}
+    _evaluate(_write_samples(elsewhere / "mixed.jsonl", mixed), out / "eval")
+    nothing = {problem.task_id: "" for problem in problems[:3]}
+    _evaluate(_write_samples(elsewhere / "nothing.jsonl", nothing), out / "eval_nothing")
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    _run(out)
+    _run(out, tmp_path_factory.mktemp("samples"))
     (out / "unfinished").mkdir()  # a stage that never finished: not part of the report
     return out
 
@@ -235,3 +264,93 @@ def test_markdown_escapes_table_cells() -> None:
     chapter = Chapter("c", "c", [Section("s", [Table(["a|b", "n"], [["x | <y>", "1"]], "lr")])])
     markdown = to_markdown("t", "i", [chapter], lambda chapter, figure: "")
     assert "| a\\|b | n |\n|:---|---:|\n| x \\| \\<y\\> | 1 |" in markdown
+
+
+def _samples(run: Path, step: str) -> list[dict]:
+    return [json.loads(line) for line in (run / step / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def _overview(page: str) -> dict[str, list[str]]:
+    """The overview table of a report page: its cells by step label."""
+    table = re.search(r'<h3>Steps</h3>\n<table>(.*?)</table>', page, re.S).group(1)
+    rows = [[html.unescape(cell) for cell in re.findall(r'<td class="[lr]">(.*?)</td>', row)]
+            for row in re.findall(r"<tr>(.*?)</tr>", table.split("<tbody>")[1])]
+    return {row[0]: row[1:] for row in rows}
+
+
+def test_overview_shows_each_steps_own_figures(reported: Path) -> None:
+    rows = _overview((reported / "report.html").read_text(encoding="utf-8"))
+    assert list(rows) == ["ingest", "dedup", "eval", "eval_nothing (eval)"]
+    for step in ("ingest", "dedup"):
+        stats = data.read_stats(reported / step)
+        kept = 100 * stats["rows_out"] / stats["rows_in"]
+        assert rows[step][0] == f"{stats['rows_in']:,} rows in, {stats['rows_out']:,} out ({kept:.1f}% kept)"
+        assert rows[step][2] == "process"
+    for step, label in (("eval", "eval"), ("eval_nothing", "eval_nothing (eval)")):
+        samples = _samples(reported, step)
+        passed = 100 * sum(row["passed"] for row in samples) / len(samples)
+        assert rows[label][0] == f"fresh pass@1 {passed:.1f}% of {len(samples)} problems"
+    assert sum(row["passed"] for row in _samples(reported, "eval")) == 2, "the two canonical solutions pass"
+    assert not any("n/a" in cells[0] for cells in rows.values())
+
+
+def test_settings_are_folded(reported: Path) -> None:
+    page = (reported / "report.html").read_text(encoding="utf-8")
+    folded = re.findall(r"<details><summary>Settings: (\d+) keys</summary>\n<pre><code>(.*?)</code></pre>\n</details>",
+                        page, re.S)
+    steps = ["ingest", "dedup", "eval", "eval_nothing"]
+    assert len(folded) == len(steps) and "<h4>Settings</h4>" not in page
+    for step, (keys, shown) in zip(steps, folded):
+        config, settings = data.read_stats(reported / step)["config"], json.loads(html.unescape(shown))
+        assert int(keys) == len(config) == len(settings)
+        if "samples" in config:  # a file outside the run folder: shown by its name
+            config["samples"] = f"…/{Path(config['samples']).name}"
+        assert settings == config
+
+
+def test_eval_shows_passing_and_failing_completions(reported: Path) -> None:
+    page = (reported / "report.html").read_text(encoding="utf-8")
+    markdown = (reported / "report.md").read_text(encoding="utf-8")
+    chapter = page[page.index("<h2 id=\"03-eval\">"):page.index("<h2 id=\"04-eval_nothing\">")]
+    assert "<h3>Completions: fresh</h3>" in chapter
+    assert "<h4>Passing: 2 of 2</h4>" in chapter and "<h4>Failing: 2 of 2</h4>" in chapter
+    assert "<p>1 of the 4 completions is empty.</p>" in chapter and "<p>The completion is empty.</p>" in chapter
+    for row in _samples(reported, "eval"):
+        verdict = "passed" if row["passed"] else f"{row['status']}: {row['reason']}"
+        assert html.escape(f"{row['task_id']} (sample 0), {verdict}, in ") in chapter
+        assert html.escape(row["prompt"].rstrip("\n")) in chapter
+        if row["completion"]:
+            assert f"<pre><code>{html.escape(row['completion'].rstrip(chr(10)))}</code></pre>" in chapter
+            assert f"```text\n{row['completion']}```" in markdown
+    assert HOSTILE.strip() not in page and "<script" not in page
+    nothing = page[page.index("<h2 id=\"04-eval_nothing\">"):]
+    assert "<p>Every completion is empty (3 of 3):" in nothing and "<p>No completion passes.</p>" in nothing
+
+
+def test_report_names_no_absolute_path(reported: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Neither the run folder, the samples' folder, the sandbox's files nor this interpreter: paths are shown
+    relative to the run folder, or as `…/` and their name."""
+    machine = {str(reported), str(reported.resolve()), str(tmp_path_factory.getbasetemp()), sys.prefix,
+               sys.base_prefix, str(Path(textbooks.__file__).parents[1])}
+    markdown = (reported / "report.md").read_text(encoding="utf-8")
+    page = re.sub(r"data:image/png;base64,[^\"]*", "", (reported / "report.html").read_text(encoding="utf-8"))
+    for text in (markdown, page):
+        assert not [path for path in machine if path in text]
+        assert not re.findall(r"(?<![\w.:/~<-])(?:/[\w.+@-]+){2,}", text)
+    assert "Completions read from …/mixed.jsonl." in markdown
+    assert re.search(r'File "…/[\w.]+\.py", line \d+', markdown), "the sandbox's traceback, its paths cut"
+
+
+def test_report_in_a_browser(reported: Path) -> None:
+    """What Chromium builds from the page: a chapter per step, completions as text (the hostile one did not
+    become an element), every step's settings under a <summary>."""
+    page = render(reported / "report.html")
+    assert [text for tag, text in page.headings if tag == "h2"] == [
+        "Overview", "1. ingest", "2. dedup", "3. eval", "4. eval_nothing (eval)"]
+    assert page.tags["script"] == 0 and page.tags["h2"] == 5
+    completions = page.under("3. eval", "Completions: fresh")
+    assert HOSTILE.strip() in completions
+    assert "Passing: 2 of 2" in completions and "Failing: 2 of 2" in completions
+    assert "Every completion is empty (3 of 3)" in page.under("4. eval_nothing (eval)", "Completions: fresh")
+    settings = [summary for summary in page.summaries if summary.startswith("Settings: ")]
+    assert len(settings) == 4 and page.tags["details"] > len(settings)

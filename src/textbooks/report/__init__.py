@@ -2,11 +2,14 @@
 
     textbooks report runs/demo        # or a `report` step at the end of a recipe
 
-The report has an overview (a table of the stages and a funnel of rows through them) and one chapter per
-finished stage, built from registered sections: every stage gets a summary, its drop reasons with a few
-dropped rows each, and its document lengths; a stage adds its own with `@section("its name")`
-(see `sections.py`). Modules: `stages` finds the datasets, `read` samples them, `plots` draws, `generic` and
-`dedup` hold the sections, `render` writes HTML and Markdown, `write` puts the files in place.
+The report has an overview (a table of the steps, each with its own figures, and a funnel of rows through
+the dataset stages) and one chapter per finished step, built from registered sections: every step gets a
+summary with its settings folded away, a dataset stage its drop reasons with a few dropped rows each and its
+document lengths, an evaluation a few passing and failing completions per benchmark; a step adds its own with
+`@section("its name")` (see `sections.py`). The report names no folder of the machine that wrote it: paths are
+relative to the run folder (`fmt.path`). Modules: `stages` finds the steps, `read` samples datasets, `plots`
+draws, `overview` makes the table of steps, `generic`, `dedup`, `training` and `evaluation` hold the sections,
+`render` writes HTML and Markdown, `write` puts the files in place.
 """
 
 from textbooks.report.blocks import Figure, Paragraph, Preformatted, Section, Subheading, Table

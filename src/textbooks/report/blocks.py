@@ -45,7 +45,25 @@ class Preformatted:
     text: str
 
 
-Block = Paragraph | Subheading | Table | Figure | Preformatted
+@dataclass(frozen=True)
+class Details:
+    """Blocks folded away under a one-line `summary` that a reader opens when they want them (settings, prompts)."""
+
+    summary: str
+    blocks: list[Block]
+
+
+Block = Paragraph | Subheading | Table | Figure | Preformatted | Details
+
+
+def flatten(blocks: list[Block]) -> list[Block]:
+    """`blocks` with the contents of every `Details` in place, depth first: where to look for figures."""
+    found: list[Block] = []
+    for block in blocks:
+        found.append(block)
+        if isinstance(block, Details):
+            found += flatten(block.blocks)
+    return found
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The sections every stage gets (summary, drop reasons with samples, document lengths) and the run overview."""
+"""The sections every step gets (summary, drop reasons with samples, document lengths)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,12 @@ import json
 import numpy as np
 
 from textbooks.report import fmt, plots, read
-from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
+from textbooks.report.blocks import Block, Details, Figure, Paragraph, Preformatted, Section, Subheading, Table
 from textbooks.report.stages import StageRun
 
 SAMPLES_PER_REASON = 3
 SAMPLE_LINES = 8
 SAMPLE_LINE_CHARS = 160
-
-
-def label(stage: StageRun) -> str:
-    """The step's name, with the stage that made it when the two differ."""
-    return stage.name if stage.kind == stage.name else f"{stage.name} ({stage.kind})"
-
-
-def overview(stages: list[StageRun]) -> list[Section]:
-    """One row per stage, and the funnel of rows through the run."""
-    columns = ["stage", "rows in", "rows out", "kept", "bytes in", "bytes out", "seconds", "engine"]
-    rows = [[label(stage), fmt.count(stage.stats.get("rows_in")), fmt.count(stage.stats.get("rows_out")),
-             fmt.percent(stage.stats.get("rows_out"), stage.stats.get("rows_in")),
-             fmt.size(stage.stats.get("bytes_in")), fmt.size(stage.stats.get("bytes_out")),
-             fmt.seconds(stage.stats.get("seconds")), str(stage.stats.get("engine", fmt.UNKNOWN))]
-            for stage in stages]
-    sections = [Section("Stages", [Table(columns, rows, "lrrrrrrl")])]
-    counted = [stage for stage in stages if "rows_in" in stage.stats and "rows_out" in stage.stats]
-    if counted:
-        png = plots.funnel([label(stage) for stage in counted], [int(stage.stats["rows_in"]) for stage in counted],
-                           [int(stage.stats["rows_out"]) for stage in counted])
-        sections.append(Section("Rows through the stages", [
-            Figure("funnel", png, "Rows into and out of each stage, in the order the stages finished.")]))
-    return sections
 
 
 def summary(stage: StageRun) -> Section:
@@ -64,7 +41,9 @@ def summary(stage: StageRun) -> Section:
         counters = [[name, f"{value:,.6g}"] for name, value in sorted(stats["counters"].items())]
         blocks += [Subheading("Counters"), Table(["counter", "value"], counters, "lr")]
     if stats.get("config"):
-        blocks += [Subheading("Settings"), Preformatted(json.dumps(stats["config"], indent=2, sort_keys=True))]
+        settings = json.dumps(fmt.paths_in(stats["config"], stage.run_dir), indent=2, sort_keys=True,
+                              ensure_ascii=False)
+        blocks.append(Details(f"Settings: {len(stats['config'])} keys", [Preformatted(settings)]))
     return Section("Summary", blocks)
 
 

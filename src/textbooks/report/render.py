@@ -2,7 +2,8 @@
 
 This is the only place that escapes text. HTML goes through `html.escape`; Markdown escapes the characters
 that would start markup, `|` in table cells, and puts preformatted text in a fence longer than any run of
-backticks inside it, so a drop sample can never break out of its box in either format.
+backticks inside it, so a drop sample or a completion can never break out of its box in either format. A
+`Details` block is a `<details>` element in both (GitHub renders the Markdown inside one).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import base64
 import html
 import re
+from functools import partial
 from typing import Callable
 
-from textbooks.report.blocks import Block, Chapter, Figure, Paragraph, Subheading, Table
+from textbooks.report.blocks import Block, Chapter, Details, Figure, Paragraph, Subheading, Table
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f2328;
@@ -29,6 +31,9 @@ pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: .6em .8em; overfl
 figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; }
 figcaption { color: #59636e; font-size: 13px; }
+details { margin: .6em 0; }
+details > summary { cursor: pointer; color: #59636e; }
+details[open] > summary { margin-bottom: .4em; }
 nav ol { columns: 2; }
 """
 
@@ -58,7 +63,11 @@ def _md_table(table: Table) -> str:
     return "\n".join(lines)
 
 
-def _md_block(block: Block, image: str | None) -> str:
+def _md_block(block: Block, image: Callable[[Figure], str]) -> str:
+    if isinstance(block, Details):
+        # GitHub renders Markdown inside <details> when blank lines set it apart; the summary is HTML.
+        inner = "\n\n".join(_md_block(inner, image) for inner in block.blocks)
+        return f"<details><summary>{html.escape(block.summary)}</summary>\n\n{inner}\n\n</details>"
     if isinstance(block, Paragraph):
         return _md(block.text)
     if isinstance(block, Subheading):
@@ -66,7 +75,7 @@ def _md_block(block: Block, image: str | None) -> str:
     if isinstance(block, Table):
         return _md_table(block)
     if isinstance(block, Figure):
-        return f"![{_md(block.caption)}]({image})\n\n*{_md(block.caption)}*"
+        return f"![{_md(block.caption)}]({image(block)})\n\n*{_md(block.caption)}*"
     fence = _fence(block.text)
     return f"{fence}text\n{block.text.rstrip(chr(10))}\n{fence}"
 
@@ -79,8 +88,7 @@ def to_markdown(title: str, intro: str, chapters: list[Chapter],
         parts.append(f"## {_md(chapter.title)}")
         for section in chapter.sections:
             parts.append(f"### {_md(section.title)}")
-            parts += [_md_block(block, image_path(chapter, block) if isinstance(block, Figure) else None)
-                      for block in section.blocks]
+            parts += [_md_block(block, partial(image_path, chapter)) for block in section.blocks]
     return "\n\n".join(parts) + "\n"
 
 
@@ -96,6 +104,9 @@ def _html_table(table: Table) -> str:
 
 
 def _html_block(block: Block) -> str:
+    if isinstance(block, Details):
+        inner = "\n".join(_html_block(inner) for inner in block.blocks)
+        return f"<details><summary>{html.escape(block.summary)}</summary>\n{inner}\n</details>"
     if isinstance(block, Paragraph):
         return f"<p>{html.escape(block.text)}</p>"
     if isinstance(block, Subheading):

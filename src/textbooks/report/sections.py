@@ -1,10 +1,11 @@
 """The table of report sections: what each step's chapter of the report says.
 
-A section is a function from one finished step (`StageRun`) to a `Section` of blocks, or None when it has
-nothing to say about that step. `SECTIONS` lists the built-in ones, each for one kind of step (the step that
-made the folder, from its marker, not the folder's name) or for every step (None), by `module:function`, so
-that matplotlib is imported only when a report is written and no module of the report imports this one.
-Sections run in table order: the generic ones first. Code outside the package adds its own with `section`:
+A section is a function from one finished step (`StageRun`) to a `Section` of blocks (or a list of them), or
+None when it has nothing to say about that step. `SECTIONS` lists the built-in ones, each for one kind of step
+(the step that made the folder, from its marker, not the folder's name) or for every step (None), by
+`module:function`, so that matplotlib is imported only when a report is written and no module of the report
+imports this one. Sections run in table order: the generic ones first. Code outside the package adds its own
+with `section`:
 
     from textbooks.report import Paragraph, Section, StageRun, section
 
@@ -21,7 +22,7 @@ from typing import Callable
 from textbooks.report.blocks import Section
 from textbooks.report.stages import StageRun
 
-StageSection = Callable[[StageRun], Section | None]
+StageSection = Callable[[StageRun], Section | list[Section] | None]
 
 SECTIONS: list[tuple[str | None, str | StageSection]] = [
     (None, "textbooks.report.generic:summary"),
@@ -62,4 +63,5 @@ def _load(target: str | StageSection) -> StageSection:
 def sections_for(stage: StageRun) -> list[Section]:
     """Every section that applies to `stage` and has something to say, in table order."""
     made = (_load(target)(stage) for kind, target in SECTIONS if kind in (None, stage.kind))
-    return [made_section for made_section in made if made_section is not None]
+    return [one for sections in made if sections is not None
+            for one in (sections if isinstance(sections, list) else [sections])]

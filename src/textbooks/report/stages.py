@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textbooks.errors import UserError
+from textbooks.report import fmt
 from textbooks.store import data
 
 
@@ -27,6 +28,14 @@ class StageRun:
     @property
     def dropped(self) -> Path:
         return self.path / data.DROPPED
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    def shown(self, path: object) -> str:
+        """A path this step recorded, as the report prints it: relative to the run folder (`fmt.path`)."""
+        return fmt.path(str(path), self.run_dir)
 
 
 def find_stages(run_dir: Path) -> list[StageRun]:

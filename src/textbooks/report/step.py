@@ -28,6 +28,7 @@ class ReportConfig(StepConfig):
 class ReportStep(Step):
     name = "report"
     Config = ReportConfig
+    version = 2  # 2: settings folded, each step's figures in the overview, completions, no absolute path
     takes = ("run",)
     makes = "report"
     input_help = "a run folder that `textbooks run` wrote"

@@ -34,7 +34,8 @@ def token_data(stage: StageRun) -> Section | None:
     sources = meta.get("sources") or []
     if len(sources) > 1:
         columns = ["source", "weight", "documents", "tokens taken", "share"]
-        source_rows = [[str(source.get("input")), f"{source.get('weight', 1)}", fmt.count(source.get("documents")),
+        source_rows = [[stage.shown(source.get("input")), f"{source.get('weight', 1)}",
+                        fmt.count(source.get("documents")),
                         fmt.count(source.get("tokens_taken", source.get("tokens"))),
                         f"{100 * source['share']:.1f}%" if isinstance(source.get("share"), float) else fmt.UNKNOWN]
                        for source in sources]
@@ -107,5 +108,5 @@ def exported(stage: StageRun) -> Section | None:
     source = stage.stats.get("source")
     if not source:
         return None
-    return Section("Export", [Paragraph(f"{source} written as a transformers folder: "
-                                       f"PhiForCausalLM.from_pretrained('{stage.path}') loads it.")])
+    return Section("Export", [Paragraph(f"{stage.shown(source)} written as a transformers folder: from the run "
+                                       f"folder, PhiForCausalLM.from_pretrained('{stage.name}') loads it.")])

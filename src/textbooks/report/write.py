@@ -11,7 +11,7 @@ import re
 import time
 from pathlib import Path
 
-from textbooks.report.blocks import Chapter, Figure
+from textbooks.report.blocks import Chapter, Figure, flatten
 from textbooks.report.render import to_html, to_markdown
 from textbooks.report.stages import StageRun
 from textbooks.store.atomic import write_bytes, write_text
@@ -27,7 +27,7 @@ def _key(index: int, name: str) -> str:
 
 
 def build_chapters(stages: list[StageRun]) -> list[Chapter]:
-    from textbooks.report.generic import label, overview
+    from textbooks.report.overview import label, overview
     from textbooks.report.sections import sections_for
 
     chapters = [Chapter("Overview", "overview", overview(stages))]
@@ -46,7 +46,7 @@ def _write_images(run_dir: Path, chapters: list[Chapter]) -> None:
     (run_dir / FILES).mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
     for chapter in chapters:
-        for figure in (block for section in chapter.sections for block in section.blocks):
+        for figure in (block for section in chapter.sections for block in flatten(section.blocks)):
             if isinstance(figure, Figure):
                 path = run_dir / image_path(chapter, figure)
                 if path in written:
@@ -62,7 +62,7 @@ def render_report(run_dir: Path, stages: list[StageRun], title: str) -> Path:
     """Write RUN_DIR/report.html, report.md and report_files/*.png about `stages`; return the page."""
     run_dir = Path(run_dir)
     chapters = build_chapters(stages)
-    intro = (f"{len(stages)} finished {'stage' if len(stages) == 1 else 'stages'} in the run folder "
+    intro = (f"{len(stages)} finished {'step' if len(stages) == 1 else 'steps'} in the run folder "
              f"{run_dir.resolve().name}; report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
     _write_images(run_dir, chapters)
     markdown = to_markdown(title, intro, chapters, image_path)
