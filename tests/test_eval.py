@@ -89,19 +89,21 @@ def test_a_local_model_end_to_end_and_resumed(tmp_path, model_folder, capsys):
     out = tmp_path / "eval"
     args = ["eval", str(model_folder), "--bench", "fresh,humaneval", "--limit", "3", "--max-new-tokens", "16",
             "--out", str(out)]
+    # killed when every completion is made and judged, as samples.jsonl is written: the next run reuses them
+    killed = subprocess.run([sys.executable, "-m", "textbooks", *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TEXTBOOKS_KILL_AT": "write:samples.jsonl"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not (out / "_SUCCESS").exists() and not (out / "samples.jsonl").exists()
+    completions = (out / "completions" / "fresh.jsonl").read_text()
     assert main(args) == 0
+    said = capsys.readouterr().out
+    assert "fresh: completions from" in said and "completing" not in said
+    assert (out / "completions" / "fresh.jsonl").read_text() == completions
     summary = summary_of(out)
     for name in ("fresh", "humaneval"):
         scores = summary["benchmarks"][name]
         assert scores["problems"] == 3 and scores["pass@k"] == {"1": 0.0}  # an untrained model passes nothing
         assert 5 < scores["solution_loss"] < 8  # near ln(512) = 6.2 for random weights
-    completions = (out / "completions" / "fresh.jsonl").read_text()
-    capsys.readouterr()
-    (out / "_SUCCESS").unlink()  # as if killed after generating: the next run reuses the completions
-    assert main(args) == 0
-    said = capsys.readouterr().out
-    assert "fresh: completions from" in said and "completing" not in said
-    assert (out / "completions" / "fresh.jsonl").read_text() == completions
     assert main(args) == 0
     assert "eval: done earlier" in capsys.readouterr().out
 

@@ -181,11 +181,15 @@ def test_the_package_has_no_import_cycles() -> None:
 def test_a_temporary_left_by_a_killed_write_is_removed_by_the_next_run(tmp_path: Path) -> None:
     source = write_jsonl(tmp_path / "a.jsonl", ["aaaa", "bbbb"])
     out = tmp_path / "out"
-    left = [out / ".part-00000.parquet.4242-0123abcd.tmp", out / ".work" / ".map-00000.json.4242-89abcdef.tmp",
-            out / data.DROPPED / ".part-00000.parquet.4242-00000000.tmp"]
-    for path in left:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(b"half a file")
+    script = ("import sys; sys.path.insert(0, sys.argv[3]); from toy_stage import MinCharsConfig, MinCharsStage; "
+              "from textbooks.pipeline.executors import make_executor; from textbooks.pipeline.runner import run_step; "
+              "run_step(MinCharsStage(MinCharsConfig(), sys.argv[1]), sys.argv[2], executor=make_executor('local'))")
+    killed = subprocess.run([sys.executable, "-c", script, str(source), str(out), str(Path(__file__).parent)],
+                            env={**os.environ, "TEXTBOOKS_KILL_AT": "write:part-00000.parquet"},
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr  # killed with the shard's temporary written, not renamed
+    left = [path for path in out.rglob(".*.tmp")]
+    assert [path.name.split(".")[1] for path in left] == ["part-00000"] and not (out / "part-00000.parquet").exists()
     run(MinCharsStage(MinCharsConfig(), str(source)), out)
-    assert not any(path.exists() for path in left)
+    assert not any(path.exists() for path in left) and list(out.rglob(".*.tmp")) == []
     assert texts(out) == ["aaaa", "bbbb"]

@@ -5,7 +5,9 @@
 Points are `STEP:PHASE[:COUNT]` (COUNT defaults to 1), counted in the process that reaches them: run the step
 on one worker for an exact count. The phases are those the runner and the steps record: `map`, `reduce`,
 `apply` (dataset stages), `encode` (tokenize: one input part tokenized), `generate` (eval: one batch of
-completions). Nothing happens when the variable is unset.
+completions), `best` and `checkpoint` (train: a folder written, not yet renamed into place). One more point
+kills a write half-way: `write:NAME` (`textbooks.store.atomic`: the temporary of file NAME is written, not yet
+renamed). Nothing happens when the variable is unset.
 """
 
 from __future__ import annotations

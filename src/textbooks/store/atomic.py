@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from textbooks.pipeline import hooks
+
 TEMPORARY = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
 FULL_BYTES = 1 << 20  # a failed write with less free space than this is taken to be the disk filling up
 FOLDER_TEMPORARY = re.compile(r"^\.(.+)\.(?:tmp|old)$")  # atomic_folder's siblings of `name`
@@ -47,6 +49,7 @@ def atomic_file(path: Path) -> Iterator[Path]:
     tmp = temporary_sibling(path)
     try:
         yield tmp
+        hooks.reached("write", path.name)  # a test killing a write half-way: the temporary is there, full
         _fsync(tmp)
         os.replace(tmp, path)
     except Exception as error:
