@@ -60,6 +60,9 @@ class RayExecutor(Executor):
                             f"({error})") from None
         self._started_here = True
         # Ray Data logs a progress block every few seconds when stdout is not a terminal; keep warnings only.
+        # Its logging is configured when `ray.data` is first imported, which would undo a level set before.
+        import ray.data
+
         logging.getLogger("ray.data").setLevel(logging.WARNING)
 
     def _width(self, count: int) -> int:
