@@ -53,7 +53,7 @@ def export_result(stage: StageRun) -> str:
 
 def eval_result(stage: StageRun) -> str:
     benchmarks = stage.stats.get("summary", {}).get("benchmarks", {})
-    return "; ".join(f"{name} pass@1 {_pass_at_1(scores)} of {_problems(scores)}"
+    return "; ".join(f"{name} pass@1 {_pass_at_1(scores)} {_problems(scores)}"
                      for name, scores in benchmarks.items())
 
 
@@ -61,8 +61,8 @@ def _problems(scores: dict) -> str:
     """How many problems a score is over; a partial samples file says how many of the benchmark's it covered."""
     coverage = scores.get("coverage")
     if coverage:
-        return f"{fmt.count(coverage['tasks'])} of {fmt.count(coverage['of'])} problems (partial samples)"
-    return f"{fmt.count(scores.get('problems'))} problems"
+        return f"on {fmt.count(coverage['tasks'])} of {fmt.count(coverage['of'])} problems (partial samples)"
+    return f"of {fmt.count(scores.get('problems'))} problems"
 
 
 def _pass_at_1(scores: dict) -> str:
