@@ -30,6 +30,9 @@ ENTRIES = (
           "classes; clean and exactly deduplicate it"),
     Entry("dedup", "textbooks.dedup.stage:DedupStage",
           "remove near-duplicates (MinHash LSH on token shingles), keeping the first row of each cluster"),
+    Entry("annotate", "textbooks.quality.annotate:AnnotateStage",
+          "score the educational value of a seeded random sample of a dataset with an LLM judge or the offline "
+          "rubric (the labels a classifier learns)"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",
           "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"),
     Entry("train", "textbooks.train.step:TrainStep",
