@@ -179,3 +179,20 @@ def test_an_llm_judge_without_a_model_or_a_key_is_refused_and_nothing_is_done(tm
                    "--llm.base-url", "https://api.example.com/v1", "--out", str(out))
     assert "no API key for https://api.example.com/v1" in line and "OPENAI_API_KEY" in line
     assert not (out / data.MARKER).exists()
+
+
+def test_the_report_shows_the_score_distribution_and_the_best_and_worst_snippets(tmp_path) -> None:
+    from textbooks.report.step import write_report
+
+    corpus = write_corpus(tmp_path / "in")
+    run = tmp_path / "run"
+    assert main(["annotate", "--input", str(corpus), "--sample-size", "24", "--out", str(run / "annotate")]) == 0
+    write_report(run, "annotate", say=lambda line: None)
+    markdown = (run / "report.md").read_text()
+    section = markdown.split("### Educational value")[1]
+    assert "24 rows sampled from 40 and scored by rubric-v1" in section
+    best, worst = section.split("#### Best scored: 2 of 24")[1].split("#### Worst scored: 2 of 24")
+    assert "binary_search" in best or "is_palindrome" in best or "factorial" in best or "count_vowels" in best
+    assert "DEBUG = True" in worst or "auto-generated" in worst or "NotImplementedError" in worst or "pass" in worst
+    assert (run / "report_files").is_dir() and any("annotate-scores" in path.name
+                                                    for path in (run / "report_files").iterdir())

@@ -164,3 +164,21 @@ def eval_scores(stage: str, benchmarks: list[str], pass_at_1: list[float], losse
     right.set_xlabel("canonical-solution loss (nats/token)")
     figure.suptitle(f"{stage}: scores")
     return _png(figure)
+
+
+def score_bars(stage: str, scores: list[str], counts: list[int], unscored: int) -> bytes:
+    """How many rows got each score (0-5), and how many none."""
+    labels = scores + (["none"] if unscored else [])
+    values = counts + ([unscored] if unscored else [])
+    figure = _figure(2.6)
+    axes = figure.add_subplot()
+    positions = np.arange(len(labels))
+    axes.bar(positions, values, color=[KEPT] * len(scores) + [DROPPED] * bool(unscored))
+    for position, value in zip(positions, values):
+        axes.text(position, value, f"{value:,}", ha="center", va="bottom", fontsize=9)
+    axes.set_xticks(positions, labels)
+    axes.set_xlabel("educational value (0-5)")
+    axes.set_ylabel("rows")
+    axes.set_ylim(0, max([*values, 1]) * 1.18)
+    axes.set_title(f"{stage}: the judge's scores")
+    return _png(figure)

@@ -1,0 +1,70 @@
+"""The sections of the quality steps: the judge's scores of an `annotate` step (their distribution, the two
+judges' agreement, the best- and worst-scored snippets)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from textbooks.report import fmt, plots
+from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
+from textbooks.report.stages import StageRun
+from textbooks.store import data
+
+SHOWN = 2
+SNIPPET_LINES = 30
+
+
+def _rows(stage: StageRun, columns: list[str]) -> pa.Table | None:
+    paths = data.shard_paths(stage.path)
+    if not paths:
+        return None
+    tables = [data.read_shard(path) for path in paths]
+    table = pa.concat_tables(tables, promote_options="default")
+    return table if all(column in table.column_names for column in columns) else None
+
+
+def _snippet(row: dict) -> list[Block]:
+    lines = (row.get("text") or "").splitlines()
+    shown = "\n".join(lines[:SNIPPET_LINES]) + (f"\n... ({len(lines) - SNIPPET_LINES} more lines)"
+                                                if len(lines) > SNIPPET_LINES else "")
+    return [Paragraph(f"{row['id']}: {row['edu_label']:g} ({row.get('edu_reason') or 'no reason given'})"),
+            Preformatted(shown)]
+
+
+def judge_scores(stage: StageRun) -> Section | None:
+    table = _rows(stage, ["edu_label", "text", "id"])
+    if table is None:
+        return None
+    stats = stage.stats
+    read = stats.get("counters", {}).get("rows_read")
+    labels = dict(stats.get("labels", {}))
+    if all(key.isdigit() for key in labels):  # whole scores: every one of 0-5 gets its bar, empty or not
+        labels = {str(score): labels.get(str(score), 0) for score in range(6)}
+    unscored = int(stats.get("counters", {}).get("unscored", 0))
+    annotator = table["annotator"][0].as_py() if "annotator" in table.column_names and table.num_rows else "?"
+    blocks: list[Block] = [
+        Paragraph(f"{fmt.count(table.num_rows)} rows sampled from {fmt.count(read)} "
+                  f"and scored by {annotator} for their educational value to a student learning basic coding "
+                  f"concepts (0-5); mean {stats.get('mean_label') or 0:.2f}."),
+        Figure("scores", plots.score_bars(stage.name, list(labels), list(labels.values()), unscored),
+               "Rows per score; 'none': the judge's answer could not be read, or the request kept failing.")]
+    found = stats.get("agreement")
+    if found:
+        blocks += [Subheading("Agreement of the two judges"),
+                   Table(["rows", "Spearman", "Cohen's kappa", "threshold", "educational (first)",
+                          "educational (second)", "both"],
+                         [[fmt.count(found["rows"]), f"{found['spearman']:.3f}", f"{found['kappa']:.3f}",
+                           f"{found['threshold']:g}", fmt.count(found["yes_first"]), fmt.count(found["yes_second"]),
+                           fmt.count(found["both_yes"])]], "rrrrrrr")]
+    scored = [row for row in table.select([name for name in ("id", "text", "edu_label", "edu_reason")
+                                           if name in table.column_names]).to_pylist()
+              if row["edu_label"] is not None]
+    scored.sort(key=lambda row: (-row["edu_label"], row["id"]))
+    if scored:
+        blocks.append(Subheading(f"Best scored: {min(SHOWN, len(scored))} of {fmt.count(len(scored))}"))
+        for row in scored[:SHOWN]:
+            blocks += _snippet(row)
+        blocks.append(Subheading(f"Worst scored: {min(SHOWN, len(scored))} of {fmt.count(len(scored))}"))
+        for row in scored[::-1][:SHOWN]:
+            blocks += _snippet(row)
+    return Section("Educational value", blocks)
