@@ -47,6 +47,10 @@ class Program:
     # return objects that are not plain data by design (MBPP+'s `re.Match` tasks)
     report: Literal["value", "is-not-none"] = "value"
     digest_large: bool = True  # large outputs travel as `values.Digest`s: only for exact comparisons
+    # seconds each call may take, and (count, seconds) for runs of consecutive inputs whose calls together may
+    # take that long (EvalPlus's limits); a call past either is reported as a "timeout" output, the last one
+    time_limits: list[float] | None = None
+    runs: list[tuple[int, float]] | None = None
 
 
 @dataclass
@@ -59,7 +63,9 @@ class Outcome:
     exit_code: int | None
     stdout: str = ""  # the last 4 KB
     stderr: str = ""
-    outputs: list[tuple[str, Any]] = field(default_factory=list)  # call mode: ("ok", value) or ("error", name)
+    # call mode: ("ok", value), ("error", name) or ("timeout", ""), and the seconds each of those calls took
+    outputs: list[tuple[str, Any]] = field(default_factory=list)
+    call_seconds: list[float] = field(default_factory=list)
 
 
 class Sandbox:
@@ -169,7 +175,8 @@ class _Worker:
         timeout = program.timeout_s if program.timeout_s is not None else limits.timeout_s
         run_limits = dict(asdict(limits), timeout_s=timeout)
         body = {"code": program.code, "secret": secret, "entry_point": program.entry_point, "report": program.report,
-                "digest_large": program.digest_large, "limits": run_limits,
+                "digest_large": program.digest_large, "limits": run_limits, "time_limits": program.time_limits,
+                "runs": program.runs,
                 "inputs": None if program.inputs is None else [values.encode(args) for args in program.inputs]}
         try:  # the header is for the worker, the body for the program's process
             self.process.stdin.write(worker.frame(json.dumps({"limits": run_limits}).encode())
@@ -214,21 +221,28 @@ class _Worker:
 
 def _judge(record: dict, secret: str) -> Outcome:
     """The verdict: only lines that carry the secret count, and "done" only when the program exited 0."""
-    done, outputs = False, []
+    done, outputs, call_seconds = False, [], []
     for line in record["result"].splitlines():
         key, _, body = line.partition(" ")
         if key != secret:
             continue
-        kind, _, payload = body.partition(" ")
+        kind, _, rest = body.partition(" ")
         if kind == "done":
             done = True
-        elif kind == "out":
+            continue
+        seconds, _, payload = rest.partition(" ")
+        try:
+            seconds = float(seconds)
+        except ValueError:  # cut off at the report size limit
+            break
+        if kind == "out":
             try:
                 outputs.append(("ok", values.loads(payload)))
             except ValueError:  # cut off at the report size limit
                 outputs.append(("error", "an output too large to report"))
-        elif kind == "err":
-            outputs.append(("error", payload))
+        else:
+            outputs.append(("error", payload) if kind == "err" else ("timeout", ""))
+        call_seconds.append(seconds)
     exit_code = record["exit_code"]
     if record["reason"] == "timeout":
         status, reason = "timeout", f"killed after {record['seconds']:.1f} s"
@@ -238,7 +252,8 @@ def _judge(record: dict, secret: str) -> Outcome:
         status, reason = "passed", ""
     else:
         status, reason = "failed", _failure(exit_code, record["stderr"])
-    return Outcome(status, reason, record["seconds"], exit_code, record["stdout"], record["stderr"], outputs)
+    return Outcome(status, reason, record["seconds"], exit_code, record["stdout"], record["stderr"], outputs,
+                   call_seconds)
 
 
 def _failure(exit_code: int, stderr: str) -> str:
