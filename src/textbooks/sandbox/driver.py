@@ -109,7 +109,8 @@ def run(code: str, secret: str, entry_point: str | None, inputs: list | None, pr
 
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     try:
-        exec(compile(code, "<program>", "exec"), namespace)
+        # dont_inherit: this module's `from __future__ import annotations` must not make the program's lazy
+        exec(compile(code, "<program>", "exec", dont_inherit=True), namespace)
         if entry_point is not None:
             if time_limits is not None or runs is not None:
                 on_signal(alarm, on_alarm)
