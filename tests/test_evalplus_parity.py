@@ -1,6 +1,7 @@
 """The judge against EvalPlus 0.3.1's own code: samples read as EvalPlus reads them (a `solution` runs alone, a
-`completion` after its prompt), and time limits from the reference's compute time alone (each call timed by
-itself, not copying its input nor sending its output), EvalPlus's per call and per run.
+`completion` after its prompt), time limits from the reference's compute time alone (each call timed by itself,
+not copying its input nor sending its output), EvalPlus's per call and per run, and large outputs compared by a
+digest that is equal exactly when the outputs are.
 
 One 2-worker sandbox and one reference cache serve the module.
 """
@@ -8,6 +9,7 @@ One 2-worker sandbox and one reference cache serve the module.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -21,7 +23,7 @@ from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.benchmarks.problem import Solution
 from textbooks.cli import main
 from textbooks.evaluate.judge import judge, reference_outputs
-from textbooks.sandbox import Program, Sandbox
+from textbooks.sandbox import Program, Sandbox, values
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +161,34 @@ def test_a_run_limit_stops_the_call_that_would_exceed_it(sandbox: Sandbox) -> No
     assert outcome.status == "passed" and outcome.outputs == [("ok", 0), ("timeout", "")], outcome
     first, second = outcome.call_seconds
     assert 0.5 <= first < 0.7 and 0.8 <= first + second < 0.9, outcome.call_seconds
+
+
+# ---- large outputs: one digest for equal values, another for different ones ----
+
+
+def test_large_outputs_digest_alike_exactly_when_equal() -> None:
+    combinations = list(itertools.combinations_with_replacement(["Dog", "Cat", "Bird"], 40))  # 3 shared strings
+    copied = [tuple("".join(list(word)) for word in combination) for combination in combinations]
+    assert copied == combinations and copied[0][0] is not combinations[0][0]
+    digest = values.digest
+    assert digest(copied) == digest(combinations)
+    numbers = list(range(70_000))
+    # `==` across bool, int and float, as EvalPlus compares (also nested)
+    assert digest([True] + numbers) == digest([1] + numbers) == digest([1.0] + numbers)
+    assert digest([(0.5, 1)] * 3) == digest([(0.5, 1.0)] * 3) and digest([-0.0, 1]) == digest([0, 1])
+    assert digest([(1,)]) != digest([[1]]) and digest(["ab"]) != digest([("a", "b")]) != digest([["a", "b"]])
+    assert digest(numbers) != digest(numbers[:-1] + [0]) and digest("x" * 100_000) != digest("x" * 99_999 + "y")
+    # no digest: NaN equals nothing, floats alone are compared with a tolerance, dicts and sets have no order
+    assert digest([float("nan")] + numbers) is None and digest([0.5] * 100_000) is None
+    assert digest([{1: 2}] + numbers) is None and digest([{3}]) is None
+    # what goes over the wire for an output this large, and what does not
+    assert isinstance(values.loads(values.dumps(numbers, digest_large=True)), values.Digest)
+    assert values.loads(values.dumps(numbers)) == numbers
+
+    class Liar(int):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    assert digest([Liar(5)] + numbers) == digest([5] + numbers)  # sent as its int part, as everywhere
+    with pytest.raises(values.Unencodable):
+        digest([object()] + numbers)
