@@ -1,25 +1,32 @@
 """The judge against EvalPlus 0.3.1's own code: samples read as EvalPlus reads them (a `solution` runs alone, a
-`completion` after its prompt), time limits from the reference's compute time alone (each call timed by itself,
-not copying its input nor sending its output), EvalPlus's per call and per run, and large outputs compared by a
-digest that is equal exactly when the outputs are.
+`completion` after its prompt), time limits from the reference's compute time alone, large outputs compared by
+a digest that is equal exactly when the outputs are, and reference outputs equal to those of EvalPlus's
+ground-truth code (`trusted_exec` on `prompt + canonical_solution`, MBPP+ inputs read by its own
+`mbpp_deserialize_inputs`).
 
-One 2-worker sandbox and one reference cache serve the module.
+One 2-worker sandbox and one reference cache serve the module. Measured on 2 shared cores (2026-12): the
+default tests take 17-25 s, the slow one (Mbpp/255, with EvalPlus's harness on the same solutions) 65 s.
 """
 
 from __future__ import annotations
 
+import ast
 import functools
 import itertools
 import json
+import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import evalplus
 import pytest
 from evalplus.eval import untrusted_check
+from evalplus.eval._special_oracle import MBPP_OUTPUT_NOT_NONE_TASKS, MBPP_OUTPUT_SET_EQ_TASKS
+from evalplus.gen.util import trusted_exec
 
-from textbooks.benchmarks import Problem, load_benchmark
+from textbooks.benchmarks import Problem, files, load_benchmark
 from textbooks.benchmarks.problem import Solution
 from textbooks.cli import main
 from textbooks.evaluate.judge import judge, reference_outputs
@@ -192,3 +199,129 @@ def test_large_outputs_digest_alike_exactly_when_equal() -> None:
     assert digest([Liar(5)] + numbers) == digest([5] + numbers)  # sent as its int part, as everywhere
     with pytest.raises(values.Unencodable):
         digest([object()] + numbers)
+
+
+# ---- reference outputs against EvalPlus's ground truth ----
+
+
+# the tasks compared: those named and a sample of the rest, less those whose reference takes over a second here
+# (test_judge.py's SLOW and MUTANT_SKIPPED)
+NAMED_TASKS = {
+    "humaneval+": ("HumanEval/32", "HumanEval/53", "HumanEval/99"),  # find_zero's float roots; atol 0; rounding
+    "mbpp+": ("Mbpp/2", "Mbpp/88", "Mbpp/124", "Mbpp/580", "Mbpp/737"),  # tuples, Counter, complex, nested, re.Match
+}
+SAMPLED_TASKS = 5
+SAMPLE_SEED = 0
+SLOW_TASKS = ("HumanEval/130", "HumanEval/139", "HumanEval/15", "HumanEval/36", "HumanEval/59", "HumanEval/83",
+              "HumanEval/94", "Mbpp/599", "Mbpp/255", "Mbpp/392", "Mbpp/603", "Mbpp/123", "Mbpp/271", "Mbpp/630")
+
+
+def evalplus_function(module: str, name: str) -> Callable:
+    """A function of an installed evalplus module that cannot be imported here (its module imports packages
+    that are not installed), compiled from the module's source on its own: it uses builtins only."""
+    path = Path(evalplus.__file__).parent.joinpath(*module.split(".")).with_suffix(".py")
+    tree = ast.parse(path.read_text())
+    (node,) = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
+    namespace: dict[str, Any] = {}
+    exec(compile(ast.Module([node], type_ignores=[]), str(path), "exec"), namespace)
+    return namespace[name]
+
+
+def same(ours: Any, theirs: Any) -> bool:
+    """Whether our reference output is EvalPlus's, type for type: `theirs` as it crosses the sandbox (a subclass
+    of a plain type as its plain part; a large output as its digest)."""
+    if isinstance(ours, values.Digest):
+        return values.digest(theirs) == ours
+    theirs = values.decode(values.encode(theirs))
+    if type(ours) is not type(theirs):
+        return False
+    if type(ours) in (list, tuple):
+        return len(ours) == len(theirs) and all(map(same, ours, theirs))
+    if type(ours) is dict:
+        return ours.keys() == theirs.keys() and all(same(value, theirs[key]) for key, value in ours.items())
+    return ours == theirs
+
+
+def ground_truth_tasks(benchmark: str) -> list[Problem]:
+    problems = problems_of(benchmark)
+    rest = sorted(set(problems) - set(NAMED_TASKS[benchmark]) - set(SLOW_TASKS))
+    chosen = list(NAMED_TASKS[benchmark]) + random.Random(SAMPLE_SEED).sample(rest, SAMPLED_TASKS)
+    return [problems[task_id] for task_id in chosen]
+
+
+def test_mbpp_plus_inputs_are_read_as_evalplus_reads_them() -> None:
+    deserialize = evalplus_function("data.mbpp", "mbpp_deserialize_inputs")
+    problems = problems_of("mbpp+")
+    for record in files.records("mbpp+", None):
+        problem = problems[record["task_id"]]
+        for ours, raw in ((problem.base_input, record["base_input"]), (problem.plus_input, record["plus_input"])):
+            theirs = deserialize(record["task_id"], raw)
+            assert len(ours) == len(theirs) and all(
+                same(list(mine), list(their)) for mine, their in zip(ours, theirs)), record["task_id"]
+
+
+@pytest.mark.parametrize("benchmark", ["humaneval+", "mbpp+"])
+def test_reference_outputs_are_evalplus_ground_truth(benchmark: str, sandbox: Sandbox, cache_dir: Path) -> None:
+    """`evalplus.evaluate.get_groundtruth`'s computation on a sample of tasks: `trusted_exec` of `prompt +
+    canonical_solution` in this process (MBPP+'s `re.Match` tasks as "is not None"), on inputs read from the raw
+    file by EvalPlus's own `mbpp_deserialize_inputs`; outputs that EvalPlus compares as sets are compared so."""
+    deserialize = evalplus_function("data.mbpp", "mbpp_deserialize_inputs")
+    raw = {record["task_id"]: record for record in files.records(benchmark, None)}
+    problems = ground_truth_tasks(benchmark)
+    references = reference_outputs(benchmark, problems, sandbox, cache_dir)
+    for problem in problems:
+        record = raw[problem.task_id]
+        inputs = record["base_input"] + (record["plus_input"] or [])
+        if benchmark == "mbpp+":
+            inputs = deserialize(problem.task_id, record["base_input"]) + deserialize(
+                problem.task_id, record["plus_input"] or [])
+        expected = trusted_exec(record["prompt"] + record["canonical_solution"], inputs, record["entry_point"],
+                                output_not_none=record["entry_point"] in MBPP_OUTPUT_NOT_NONE_TASKS)
+        ours = references[problem.task_id].outputs
+        if record["entry_point"] in MBPP_OUTPUT_SET_EQ_TASKS:  # e.g. Mbpp/2's `tuple(set(a) & set(b))` of strings:
+            ours, expected = [set(output) for output in ours], [set(output) for output in expected]  # hash order
+        wrong = [index for index, (mine, their) in enumerate(zip(ours, expected)) if not same(mine, their)]
+        assert len(ours) == len(expected) and not wrong, (problem.task_id, wrong[:3])
+
+
+# ---- Mbpp/255: a reference that computes in seconds and sends 1.7 million tuples ----
+
+
+def address_space() -> int:
+    """The bytes of this process's address space (VmSize), which a child forked from it starts with."""
+    (line,) = [line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmSize:")]
+    return int(line.split()[1]) * 1024
+
+
+def repeated(problem: Problem, times: int) -> str:
+    """Mbpp/255's canonical solution, computing each output `times` times over: correct, and that much slower."""
+    return (problem.prompt + "from itertools import combinations_with_replacement\n\n"
+            f"def combinations_colors(l, n):\n    for _ in range({times - 1}):\n"
+            "        list(combinations_with_replacement(l, n))\n"
+            "    return list(combinations_with_replacement(l, n))\n")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_mbpp_255_limits_come_from_its_compute_time(sandbox: Sandbox, cache_dir: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its reference's recorded time is within 2x of its compute time in this process (measured before and after,
+    as EvalPlus measures it); a solution 11x slower than the reference fails here and in EvalPlus, one 2x slower
+    passes in both (EvalPlus's per-call limit is 4x)."""
+    problem = problems_of("mbpp+")["Mbpp/255"]
+    code, inputs = problem.prompt + problem.canonical_solution, list(problem.base_input) + list(problem.plus_input)
+    _, before = trusted_exec(code, inputs, problem.entry_point, record_time=True)
+    reference = reference_outputs("mbpp+", [problem], sandbox, cache_dir)[problem.task_id]
+    expected, after = trusted_exec(code, inputs, problem.entry_point, record_time=True)
+    compute = sorted([sum(before), sum(after)])
+    assert compute[0] / 2 <= reference.seconds <= 2 * compute[1], (reference.seconds, compute)
+
+    samples = [Solution(repeated(problem, 2)), Solution(repeated(problem, 11))]
+    verdicts = judge("mbpp+", [problem], [(problem.task_id, sample) for sample in samples], sandbox,
+                     cache_dir=cache_dir)
+    assert [verdict.status for verdict in verdicts] == ["passed", "timeout"], verdicts
+    # EvalPlus forks each check from this process and caps the child's address space at 4 GiB, which would count
+    # this test session's mappings too (with Mbpp/255's expected outputs, several GiB): 4 GiB on top of them
+    monkeypatch.setenv("EVALPLUS_MAX_MEMORY_BYTES", str(address_space() + (4 << 30)))
+    theirs = [evalplus_status("mbpp", problem, sample, expected, after) for sample in samples]
+    assert theirs == ["pass", "fail"]  # EvalPlus counts a call past its limit as a failure
