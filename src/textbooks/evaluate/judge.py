@@ -13,8 +13,8 @@ Reference outputs come from running the canonical solutions in the same sandbox,
 `textbooks.store.cache.cache_dir("reference")`, one record per task keyed by the task's content (a run over
 other tasks adds records; a changed task is run again), with the seconds each call took. Time limits are
 EvalPlus's (`evalplus_time_limits`), from those call times alone, not from the time the sandbox spends encoding
-and sending outputs (Mbpp/255's reference computes its outputs in 3 s and took 60 s to send them before they
-were hashed fast): each call may take max(1 s, 4 x the reference's), and the base inputs and the plus inputs,
+and sending outputs (Mbpp/255's reference computes its outputs in 3-5 s; its whole run, recorded before, took
+40-60 s): each call may take max(1 s, 4 x the reference's), and the base inputs and the plus inputs,
 as two runs, min(60 s, the sum of their calls' limits) + 1 s each, unless the reference itself needs more on
 this machine (Mbpp/123 and Mbpp/599 take 45-50 s on 2 loaded cores): then twice the reference's time. The
 sandbox stops a call at its limit (`Program.time_limits`); the whole program is killed after the runs' limits
