@@ -3,12 +3,16 @@ what `prompt + canonical_solution` returns on a deep copy of it (for MBPP+'s not
 None: `compare.expected_output`). evalplus makes two runs per sample, one over `base_input` and one over
 `plus_input`; "base" passes when the first does, "plus" when both do. In a run each input may take
 `max(1 s, 4 x reference seconds)`, and the run is stopped after `min(60 s, sum of those) + 1 s`, which counts as
-a timeout: `evalplus_time_limits`. Measured here (2 shared cores, 2026-11), the reference itself needs longer
-than that for the plus inputs of Mbpp/255 (189 s; one input takes 140 s and about 2 GB) and Mbpp/599 (100 s),
-so no sample of reference speed passes them; HumanEval/139 (54 s) and HumanEval/130 (44 s) come close. Mbpp/88's
-reference returns a `collections.Counter`, and Mbpp/737, 787 and 794 return `re.Match` objects.
+a timeout: `evalplus_time_limits`. The reference seconds are those of the calls alone, as evalplus's
+`trusted_exec` times them. Measured so (in one process, 2 loaded cores, 2026-12), the references of Mbpp/123
+and Mbpp/599 compute for 44-50 s over their plus inputs, close to a run's 61 s, and HumanEval/139 for 11 s;
+Mbpp/255 computes for 3-5 s but returns 1.7 million tuples of 77 strings on one input (about 1.2 GB); before
+its outputs were hashed fast and its calls timed alone, its recorded time was that of the whole sandboxed run,
+40 s on a quiet machine, so a solution 11x slower than it passed here. Mbpp/88's reference returns a
+`collections.Counter`, and Mbpp/737, 787 and 794 return `re.Match` objects.
 
-Inputs are decoded as evalplus's `mbpp_deserialize_inputs` does: JSON has no tuples or complex numbers, so for
+Inputs are decoded as evalplus's `mbpp_deserialize_inputs` does (checked against its code on every task in
+`tests/test_evalplus_parity.py`): JSON has no tuples or complex numbers, so for
 the MBPP+ tasks in `_MBPP_PLUS_DECODERS` arguments the reference expects as tuples (or complex numbers) are
 converted back. Task numbers in evalplus's table that v0.2.0 no longer has (115, 143, 307, 399-401, 417, 438,
 444, 617) are left out. Mbpp/793 stores `plus_input` as `{}`, read as no plus inputs, as evalplus's loop over

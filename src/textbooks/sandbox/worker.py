@@ -94,7 +94,8 @@ def _program(plan: isolate.Plan, fds: tuple[int, ...]) -> None:
     inputs = request.get("inputs")
     driver.run(request["code"], request["secret"], request.get("entry_point"),
                None if inputs is None else [values.decode(arguments) for arguments in inputs],
-               request.get("report", "value") == "is-not-none", request.get("digest_large", True))
+               request.get("report", "value") == "is-not-none", request.get("digest_large", True),
+               request.get("time_limits"), request.get("runs"))
 
 
 class _Next:
