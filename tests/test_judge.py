@@ -7,8 +7,8 @@ here (`SLOW`) run only in the `slow` test (TEXTBOOKS_SLOW=1); the default tests 
 Measured on 2 shared cores (2026-11): the default tests take 95-135 s (MBPP+ 31-43 s, HumanEval+ 23-31 s, the
 mutants 19-27 s), the slow test 200 s (MBPP+ 165 s). Since references are timed by their calls alone, outputs
 are hashed fast and EvalPlus's per-call limits apply (2026-12): 61 s lightly loaded (over three runs, some
-loaded: MBPP+ 21-34 s, HumanEval+ 19-28 s, the mutants 7-9 s), the slow test 126 s (MBPP+ 96 s). Of 57 mutants compared, 54 are caught
-here and the same 54 by EvalPlus.
+loaded: MBPP+ 21-34 s, HumanEval+ 19-28 s, the mutants 7-9 s), the slow test 126 s (MBPP+ 96 s). Of 57
+mutants compared, 54 are caught here and the same 54 by EvalPlus.
 """
 
 from __future__ import annotations

@@ -52,8 +52,8 @@ def test_scratch_dir_is_writable_and_fresh(sandbox):
 
 
 @pytest.mark.parametrize("cheat", ["exit(0)", "import sys\nsys.exit(0)", "import os\nos._exit(0)", "quit()",
-                                   "raise SystemExit", "import os\nos.write(3, b'00000000000000000000000000000000 done\\n')"
-                                   "\nos._exit(0)",
+                                   "raise SystemExit",
+                                   "import os\nos.write(3, b'00000000000000000000000000000000 done\\n')\nos._exit(0)",
                                    "import builtins, os\nbuiltins.AssertionError = type('Quiet', (Exception,), {})\n"
                                    "os._exit = lambda code=0: None\nbuiltins.print = lambda *a, **k: None"])
 def test_early_exit_or_patched_builtins_is_not_a_pass(sandbox, cheat):
