@@ -15,7 +15,6 @@ the cluster id, so the output is the same whichever executor or process runs a t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -29,8 +28,7 @@ from textbooks.dedup.shingles import shingle_sets, token_hashes
 from textbooks.dedup.tokens import code_tokens, text_tokens
 from textbooks.errors import UserError
 from textbooks.pipeline.stage import DROP_REASON, DUPLICATE_OF, ShardResult, Stage, WorkShard, with_drop_reason
-from textbooks.store import data
-from textbooks.store.inputs import Part, plan_parts, read_part
+from textbooks.store.inputs import Part, plan_parts, read_table
 
 CLUSTER = "minhash_cluster"
 SIGNATURES = "signatures"
@@ -155,19 +153,3 @@ def _verdicts(roots: np.ndarray, exact: list[bytes], ids: list[str]
             reasons.append(EXACT if exact[row] == exact[root] else NEAR)
             duplicate_of.append(ids[root])
     return reasons, duplicate_of
-
-
-def read_table(part: Part, columns: list[str] | None = None) -> pa.Table:
-    """A part's rows as one table in read order; a dataset shard keeps its own Arrow types."""
-    if part.kind == "shard":
-        table = data.read_shard(Path(part.path))
-        data.check_columns(table, part.path)
-        return table.select(columns) if columns else table
-    records = list(read_part(part))
-    names = list(dict.fromkeys(key for record in records for key in record)) or list(data.REQUIRED_COLUMNS)
-    try:
-        table = pa.table({name: [record.get(name) for record in records] for name in names})
-    except pa.ArrowException as error:
-        raise UserError(f"{part.path}: a column holds values of different types ({error}); give each field "
-                        "one type") from None
-    return table.select(columns) if columns else table

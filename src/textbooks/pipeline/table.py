@@ -28,6 +28,12 @@ ENTRIES = (
     Entry("ingest", "textbooks.corpus.ingest:IngestStage",
           "read raw code (stdlib, a folder, JSONL/Parquet, a Hugging Face dataset) into files, functions or "
           "classes; clean and exactly deduplicate it"),
+    Entry("embed", "textbooks.quality.embed:EmbedStage",
+          "embed every row of a dataset (feature hashing, a causal LM's mean hidden state, sentence-transformers)"),
+    Entry("classify", "textbooks.quality.classify:ClassifyStage",
+          "fit a classifier on judged rows' embeddings (a random forest, as the paper) and add edu_score to every row"),
+    Entry("filter", "textbooks.quality.filter:FilterStage",
+          "keep the rows whose score passes a threshold, or the top fraction of them, without scoring again"),
     Entry("dedup", "textbooks.dedup.stage:DedupStage",
           "remove near-duplicates (MinHash LSH on token shingles), keeping the first row of each cluster"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textbooks.errors import UserError
@@ -290,3 +291,19 @@ def fingerprint(part: Part) -> dict:
         return {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
                 "index": part.index, "count": part.count}
     return {"hf": part.path, "index": part.index, "count": part.count, **part.options}
+
+
+def read_table(part: Part, columns: list[str] | None = None) -> pa.Table:
+    """A part's rows as one table in read order; a dataset shard keeps its own Arrow types."""
+    if part.kind == "shard":
+        table = data.read_shard(Path(part.path))
+        data.check_columns(table, part.path)
+        return table.select(columns) if columns else table
+    records = list(read_part(part))
+    names = list(dict.fromkeys(key for record in records for key in record)) or list(data.REQUIRED_COLUMNS)
+    try:
+        table = pa.table({name: [record.get(name) for record in records] for name in names})
+    except pa.ArrowException as error:
+        raise UserError(f"{part.path}: a column holds values of different types ({error}); give each field "
+                        "one type") from None
+    return table.select(columns) if columns else table
