@@ -18,7 +18,8 @@ from textbooks.pipeline.executors import make_executor
 from textbooks.pipeline.recipe import load_recipe
 from textbooks.pipeline.runner import run_step
 from textbooks.quality.classify import ClassifyConfig, ClassifyStage
-from textbooks.quality.embed import EmbedConfig, EmbedStage
+from textbooks.quality.config import EmbedConfig
+from textbooks.quality.embed import EmbedStage
 from textbooks.quality.filter import FilterConfig, FilterStage
 from textbooks.quality.hashing import HashingEmbedder
 from textbooks.quality.vectors import META, as_matrix
@@ -247,3 +248,23 @@ def test_a_recipe_names_the_labels_and_the_embeddings(tmp_path: Path, corpus) ->
                       "    embeddings: '@ingest'\n")
     with pytest.raises(UserError, match="'@annotate' names no earlier step"):
         load_recipe(recipe)
+
+
+def test_a_killed_classify_resumes_without_fitting_again(corpus, pipeline, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "classify"
+    command = ["classify", "--input", str(corpus[0]), "--labels", str(corpus[1]), "--embeddings",
+               str(pipeline["embed"]), "--test-fraction", "0.25", "--workers", "1", "--out", str(out)]
+    script = "import sys; from textbooks.cli import main; sys.exit(main(sys.argv[1:]))"
+    killed = subprocess.run([sys.executable, "-c", script, *command], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "TEXTBOOKS_KILL_AT": "classify:map:1"})
+    assert killed.returncode == -9, killed.stderr
+    fitted = (out / "classifier" / "model.joblib").stat().st_mtime_ns
+    assert not (out / data.MARKER).exists() and len(list(out.glob(data.SHARD_GLOB))) == 1
+    assert main(command) == 0
+    assert (out / "classifier" / "model.joblib").stat().st_mtime_ns == fitted
+    assert data.read_stats(out)["done_earlier"]["map"] == 1
+    assert data.read_dataset(out).to_pylist() == data.read_dataset(pipeline["classify"]).to_pylist()

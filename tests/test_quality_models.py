@@ -12,7 +12,8 @@ from quality_snippets import BOILERPLATE, EDUCATIONAL
 from test_quality import refused, run, write_dataset
 
 from textbooks.quality.classify import ClassifyConfig, ClassifyStage
-from textbooks.quality.embed import EmbedConfig, EmbedStage
+from textbooks.quality.config import EmbedConfig
+from textbooks.quality.embed import EmbedStage
 from textbooks.quality.vectors import META, as_matrix
 from textbooks.store import data
 from textbooks.tokens.tokenizer import train_tokenizer

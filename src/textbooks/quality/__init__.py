@@ -6,5 +6,6 @@ the rows it scores high.
     textbooks filter   --input runs/x/classify --out runs/x/filter --fraction 0.2
 
 `embedders` turns text into vectors (`hashing`, `causal_lm`, `sentence`), `vectors` is the embeddings dataset,
-`classifiers` fits and measures the scikit-learn models, and `embed`, `classify` and `filter` are the steps.
+`classifiers` fits and measures the scikit-learn models, and `embed` (settings in `config`), `classify`
+and `filter` are the steps.
 """

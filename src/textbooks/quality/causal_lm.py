@@ -19,7 +19,7 @@ from textbooks.quality.embedders import Embedder
 from textbooks.store import hub
 
 if TYPE_CHECKING:
-    from textbooks.quality.embed import EmbedConfig
+    from textbooks.quality.config import EmbedConfig
 
 
 def pick_device(device: str) -> str:

@@ -16,26 +16,18 @@ The paper's filter used "the output embedding of a pretrained CodeGen model" (se
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from textbooks.quality.embed import EmbedConfig
+    from textbooks.quality.config import EmbedConfig
 
-EmbedderName = Literal["hashing", "causal-lm", "sentence-transformers"]
 EMBEDDERS: dict[str, str] = {
     "hashing": "textbooks.quality.hashing:HashingEmbedder",
     "causal-lm": "textbooks.quality.causal_lm:CausalLMEmbedder",
     "sentence-transformers": "textbooks.quality.sentence:SentenceTransformerEmbedder",
 }
-DEFAULT_MODELS: dict[str, str | None] = {
-    "hashing": None,
-    "causal-lm": "Salesforce/codegen-350M-mono",  # the CodeGen the paper names in section 5
-    "sentence-transformers": "sentence-transformers/all-MiniLM-L6-v2",
-}
-
-
 class Embedder:
     """Turns texts into vectors of `dimension` floats, in the order given."""
 

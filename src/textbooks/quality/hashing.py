@@ -16,7 +16,7 @@ import numpy as np
 from textbooks.quality.embedders import Embedder
 
 if TYPE_CHECKING:
-    from textbooks.quality.embed import EmbedConfig
+    from textbooks.quality.config import EmbedConfig
 
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[^\w\s]+")
 NAME_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
@@ -44,7 +44,7 @@ class HashingEmbedder(Embedder):
 
     @classmethod
     def from_config(cls, config: EmbedConfig) -> HashingEmbedder:
-        from textbooks.quality.embed import HASHING_DIMENSION
+        from textbooks.quality.config import HASHING_DIMENSION
 
         return cls(config.dimension or HASHING_DIMENSION)
 
