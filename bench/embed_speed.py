@@ -36,7 +36,7 @@ from textbooks.cli import quiet_when_piped  # noqa: E402
 from textbooks.pipeline.executors import make_executor  # noqa: E402
 from textbooks.pipeline.runner import run_step  # noqa: E402
 from textbooks.quality.causal_lm import pick_device, pick_dtype  # noqa: E402
-from textbooks.quality.config import EmbedConfig
+from textbooks.quality.config import EmbedConfig  # noqa: E402
 from textbooks.quality.embed import EmbedStage  # noqa: E402
 from textbooks.store import data  # noqa: E402
 from textbooks.tokens.tokenizer import train_tokenizer  # noqa: E402
