@@ -145,7 +145,7 @@ def test_a_full_disk_is_one_line_leaves_nothing_complete_and_the_next_run_no_tem
     cases = {name: commands(run_dir, mount / name)[name]
              for name in ("ingest", "dedup", "tokenize", "train", "export-hf", "eval", "import-hf")}
     recipe = yaml.safe_load((run_dir.parent / "recipe.yaml").read_text())
-    recipe["stages"] = recipe["stages"][:2]  # ingest and dedup: a run's own writes, kept short
+    recipe["stages"] = [step for step in recipe["stages"] if step["stage"] in ("ingest", "dedup")]  # kept short
     (tmp_path / "two-steps.yaml").write_text(yaml.safe_dump(recipe))
     cases["run"] = ["run", str(tmp_path / "two-steps.yaml"), "--out", str(mount / "run")]
     found = run_in_namespace(cases, tmp_path, "size=24k", rerun=True)
