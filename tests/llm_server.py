@@ -107,11 +107,11 @@ class FakeLLMServer:
         self._faults.append(Fault(status, times, retry_after, message, delay_s, malformed))
 
     def most_in_window(self, seconds: float) -> int:
-        """The most completion requests that arrived within any `seconds`-long window."""
+        """The most completion requests that arrived within any `seconds`-long window [t, t + seconds)."""
         times = sorted(received.at for received in self.requests)
         most, first = 0, 0
         for last, at in enumerate(times):
-            while at - times[first] > seconds:
+            while at - times[first] >= seconds:
                 first += 1
             most = max(most, last - first + 1)
         return most
