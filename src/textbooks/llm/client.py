@@ -70,7 +70,7 @@ class LLMClient:
         if config.batch and (self.cache is None or not self.provider.has_batch_api):
             raise UserError(f"batch: true needs cache: true (the batch id is kept in the cache) and a provider with "
                             f"a batch API (openai), got cache: {config.cache}, provider: {config.provider}")
-        self._started = time.perf_counter()
+        self._in_flight: dict[str, asyncio.Future[Completion]] = {}
 
     def __repr__(self) -> str:
         return f"LLMClient(provider={self.config.provider!r}, model={self.config.model!r})"
@@ -126,10 +126,23 @@ class LLMClient:
         return self._parsed(completion_from_raw(request.kind, cast(dict, row.raw)), parse, cached=True)
 
     async def _ask(self, request: Request, parse: Parser | None, retry_failed: bool) -> Completion:
+        """The answer to `request`: from the cache, or from the one task already asking it (with a cache, the
+        same request twice in one run is sent once), or asked now."""
         key = request.key(self.provider.name)
         hit = self._from_cache(request, key, parse, retry_failed)
         if hit is not None:
             return hit
+        if self.cache is None:
+            return self._parsed(await self._fetch(request, key), parse)
+        task = self._in_flight.get(key)
+        if task is not None:
+            return self._parsed(await asyncio.shield(task), parse, cached=True)
+        task = asyncio.ensure_future(self._fetch(request, key))
+        self._in_flight[key] = task
+        task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return self._parsed(await task, parse)
+
+    async def _fetch(self, request: Request, key: str) -> Completion:
         try:
             raw = await self._send(request)
         except LLMError as error:
@@ -140,7 +153,7 @@ class LLMClient:
         if self.cache is not None:
             self.cache.put_ok(key, self.provider.name, request, raw, completion.finish_reason)
         self._count(request, completion)
-        return self._parsed(completion, parse)
+        return completion
 
     def _count(self, request: Request, completion: Completion) -> None:
         self.usage.requests += 1
