@@ -70,7 +70,8 @@ def echo(body: dict[str, Any]) -> str:
 
 
 class FakeLLMServer:
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False) -> None:
+        self.keep_alive = keep_alive  # HTTP/1.1 connections kept open, as real servers do (the bench uses it)
         self.reply: Callable[[dict[str, Any]], str | Reply] = echo
         self.requests: list[Received] = []
         self.max_in_flight = 0
@@ -221,6 +222,7 @@ class FakeLLMServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if server.keep_alive else "HTTP/1.0"
             def do_GET(self) -> None:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 status, payload = server.batch_call("GET", self.path, headers, b"")
@@ -239,11 +241,13 @@ class FakeLLMServer:
                 body = json.loads(data)
                 server._enter(Received(self.path, body, headers, time.monotonic()))
                 try:
-                    self._send(*server.respond(self.path, body))
+                    response = server.respond(self.path, body)
+                finally:
+                    server._leave()  # before the reply is written: the client may send its next one at once
+                try:
+                    self._send(*response)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and hung up
-                finally:
-                    server._leave()
 
             def _send(self, status: int, headers: dict[str, str], payload: dict[str, Any] | bytes) -> None:
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

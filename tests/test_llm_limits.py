@@ -26,9 +26,9 @@ def test_every_request_ends_answered_or_recorded_failed(llm_server: FakeLLMServe
     llm_server.inject(status=429, times=3, retry_after="0.1", message="slow down")
     llm_server.inject(status=500, times=3)
     llm_server.inject(malformed=True, times=2)
-    llm_server.inject(delay_s=1.0)  # answered after the client has given up
+    llm_server.inject(delay_s=2.0)  # answered after the client has given up
     llm_server.inject(status=400, message="content policy")
-    client = make_client(llm_server, concurrency=8, timeout_s=0.3, cache=True,
+    client = make_client(llm_server, concurrency=8, timeout_s=1.0, cache=True,
                          cache_path=str(tmp_path / "cache.sqlite"))
     prompts = [f"question {i}" for i in range(40)]
 
