@@ -23,6 +23,7 @@ from textbooks.llm.types import ProviderError, Request, check_raw
 
 RETRIED_STATUSES = frozenset({408, 429})  # and every 5xx
 POOL = 8  # requests in flight per SDK client (per httpcore connection pool)
+MAX_POOLS = 16  # a client configured for 100,000 in flight (a step's limiter bounds it) makes 16, not 12,500
 ENDPOINTS = {"chat": "/v1/chat/completions", "complete": "/v1/completions"}
 
 
@@ -49,15 +50,15 @@ class OpenAIProvider(Provider):
 
     def sdk(self) -> openai.AsyncOpenAI:
         """An SDK client of the running event loop (made on first use in each loop), taken in turn from
-        `concurrency / POOL` of them: httpcore's connection pool scans every connection and every waiting
-        request on each event, so one pool of 64 connections spends more CPU than the requests themselves
-        (bench/llm_throughput.py: 0.39 of the bound at 64 in flight with one pool on 2 cores)."""
+        `concurrency / POOL` of them (at most `MAX_POOLS`): httpcore's connection pool scans every connection
+        and every waiting request on each event, so one pool of 64 connections spends more CPU than the
+        requests themselves (bench/llm_throughput.py, bench/RESULTS.md)."""
         loop = asyncio.get_running_loop()
         if not self._sdks or loop is not self._loop:
             self._loop = loop
             self._sdks = [openai.AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
                                              timeout=self.config.timeout_s, max_retries=0)
-                          for _ in range(-(-self.config.concurrency // POOL))]
+                          for _ in range(min(MAX_POOLS, -(-self.config.concurrency // POOL)))]
         self._turn = (self._turn + 1) % len(self._sdks)
         return self._sdks[self._turn]
 
