@@ -11,7 +11,8 @@ from llm_server import FakeLLMServer, Reply, llm_server_fixture  # noqa: F401  (
 
 from textbooks.errors import UserError
 from textbooks.llm import LLMClient, LLMConfig, LLMError, is_loopback_url
-from textbooks.llm.client import LOCAL_API_KEY, backoff_delay, retry_after_s
+from textbooks.llm.config import LOCAL_API_KEY
+from textbooks.llm.retry import backoff_delay, retry_after_s
 
 
 def make_client(server: FakeLLMServer, **settings) -> LLMClient:

@@ -64,6 +64,7 @@ class CompleterOptions:
     api_key_env: str = "OPENAI_API_KEY"  # openai: the variable holding the key (a loopback server needs none)
     concurrency: int = 8  # openai: requests in flight at once
     endpoint: Literal["completions", "chat"] = "completions"  # openai: /v1/completions, or chat for chat models
+    cache: str | None = None  # openai: a response cache file (textbooks.llm's SQLite cache); None: no cache
 
 
 class Completer(ABC):
@@ -255,10 +256,11 @@ class EndpointCompleter(Completer):
 
     `completions` (base code models) continues each prompt on `/v1/completions`; the server gets the first
     `API_STOP_LIMIT` stops and all of them are applied here. `chat` (chat-only models) asks for the function
-    in a code block (`CHAT_REQUEST`) and makes a continuation of the reply with `completion_from_reply`. Each
-    sample is its own request, since seeds and `n` > 1 are not served alike everywhere (so `options.seed` does
-    not apply and samples are not reproducible); at temperature 0 one request per prompt is repeated n times,
-    as the local completers do. A request the server refuses, or that fails after every retry, raises the
+    in a code block (`CHAT_REQUEST`) and makes a continuation of the reply with `completion_from_reply`. Sample
+    i of a prompt is its own request (`n` > 1 is not served alike everywhere), sent with seed `options.seed + i`
+    (reproducible where the server honours seeds) and, with `options.cache`, cached under its own key, so a
+    rerun asks only what was never answered; at temperature 0 one request per prompt is repeated n times, as
+    the local completers do. A request the server refuses, or that fails after every retry, raises the
     client's `LLMError` (a `UserError`) with the server's message.
     """
 
@@ -270,7 +272,8 @@ class EndpointCompleter(Completer):
         if options.concurrency < 1:
             raise UserError(f"openai:{model}: concurrency must be at least 1, got {options.concurrency}")
         config = LLMConfig(model=model, base_url=options.base_url, api_key_env=options.api_key_env,
-                           concurrency=options.concurrency)
+                           concurrency=options.concurrency, seed=options.seed, cache=options.cache is not None,
+                           cache_path=options.cache)
         try:
             self.client = LLMClient(config)
         except UserError as error:
@@ -284,7 +287,7 @@ class EndpointCompleter(Completer):
         samples = n if temperature > 0 else 1  # greedy gives one answer: ask once
         requests = [prompt for prompt in prompts for _ in range(samples)]
         settings: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "max_tokens": max_new_tokens,
-                    "progress": self.options.progress}
+                                    "progress": self.options.progress, "samples": list(range(samples)) * len(prompts)}
         if self.options.endpoint == "chat":
             messages = [[{"role": "user", "content": CHAT_REQUEST.format(prompt=prompt.rstrip("\n"))}]
                         for prompt in requests]

@@ -1,272 +1,246 @@
-"""The one LLM client: any OpenAI-compatible HTTP server (OpenAI, vLLM, llama.cpp, Ollama, TGI).
+"""The one LLM client: limits, retries, the response cache and accounting, in front of one provider.
 
-    client = LLMClient(LLMConfig(model="gpt-4o", base_url="http://localhost:8000/v1"))
-    replies = client.chat_many([[{"role": "user", "content": "Write a haiku."}]] * 100)
+    client = LLMClient(LLMConfig(model="gpt-4o", cache=True, requests_per_minute=500))
+    print(client.estimate_chat(conversations))             # dry run: requests, tokens, cost; nothing sent
+    replies = client.chat_many(conversations, version="judge-v2", parse=read_grade)
     print(client.usage)
 
-Every request goes through `LLMClient._request`, which owns the concurrency limit and the retries; that one
-place is where a response cache and cost accounting will hook in. Inside a step on the `async` executor, pass
-the step's `Limiter` (`LLMClient(config, limiter=worker.limiter)` in the stage's `setup`): then one
-concurrency limit and one request rate hold for every task of the step. The SDK's own retries are off
-(`max_retries=0`) so that each retry is ours: visible in `client.usage.retries` and tested against a real
-server in tests/test_llm.py.
+Every request goes through `LLMClient._ask`: the cache first (a hit is parsed from the stored raw response,
+never asked again), then the provider under the concurrency limit (the step's `Limiter` when one is passed,
+`LLMClient(config, limiter=worker.limiter)` in a stage's `setup`, else the client's own) and the request and
+token rates (limits.py), with retries: 408, 429, 5xx, timeouts, lost connections and malformed bodies, with
+exponential back-off and jitter, or exactly the server's `Retry-After` (retry.py). Any other 4xx fails at
+once with the server's message. A request that fails for good is an `LLMError`, recorded in the cache as
+failed (with its error): `return_exceptions=True` returns it in the request's place, and a rerun returns the
+recorded failure again unless `retry_failed=True` (which also re-asks answers cut at max_tokens).
 
-Retried: 408, 429, 5xx, timeouts and connection errors, with exponential back-off and jitter, or exactly the
-server's `Retry-After` when it sends one. Not retried: any other 4xx (bad key, unknown model, prompt too
-long), which fails at once with the status and the server's own message.
+Sample i of a prompt is its own request (`sample=i`, or `samples=[...]` in the maps), cached under its own
+key; at temperature > 0 it is sent with `seed = config.seed + i` where the provider takes a seed. With
+`batch: true` the maps go through the provider's batch API instead (see `_map_batch`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import os
-import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar, cast
-from urllib.parse import urlparse
+from typing import Any, Literal, TypeVar, cast
 
-import openai
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from textbooks.errors import UserError
+from textbooks.llm.cache import ResponseCache
+from textbooks.llm.config import LOCAL_API_KEY, LLMConfig, is_loopback_url, resolve_api_key
+from textbooks.llm.limits import RateLimits
+from textbooks.llm.pricing import Estimate, characters_over_4, cost_usd, estimate, price_of
+from textbooks.llm.providers import Provider, make_provider
+from textbooks.llm.retry import backoff_delay, retry_after_s
+from textbooks.llm.types import (
+    Completion,
+    LLMError,
+    Messages,
+    ProviderError,
+    Request,
+    Usage,
+    check_raw,
+    completion_from_raw,
+)
 from textbooks.pipeline.executors.aio import gather_or_cancel
 from textbooks.pipeline.executors.limits import Limiter
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
-LOCAL_API_KEY = "EMPTY"  # local servers (vLLM, llama.cpp, Ollama) ignore the key, but the SDK wants one
-RETRIED_STATUSES = frozenset({408, 429})  # and every 5xx
-
-Messages = list[dict[str, Any]]
 T = TypeVar("T")
-
-
-def _default_base_url() -> str:
-    return os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
-
-
-class LLMConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = Field(description="Model name as the server knows it (e.g. gpt-4o, or the model vLLM serves).")
-    base_url: str = Field(default_factory=_default_base_url,
-                          description="OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI's).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable that holds the API key.")
-    concurrency: int = Field(8, ge=1, description="Requests in flight at once.")
-    max_retries: int = Field(5, ge=0, description="Retries of a request after 429, 5xx, timeout or lost connection.")
-    retry_base_s: float = Field(1.0, gt=0, description="First back-off delay in seconds; doubles on each retry.")
-    retry_max_s: float = Field(60.0, gt=0, description="Longest wait between retries, Retry-After included.")
-    timeout_s: float = Field(120.0, gt=0, description="Seconds to wait for one response before retrying.")
-    temperature: float = Field(0.0, ge=0, description="Sampling temperature (0: greedy).")
-    max_tokens: int = Field(1024, ge=1, description="Most tokens to generate per request.")
-
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _base_url_or_default(cls, value: str | None) -> str:
-        return _default_base_url() if value is None else value
-
-
-@dataclass(frozen=True)
-class Completion:
-    text: str
-    finish_reason: str | None  # "stop", "length", ... as the server reports it
-    prompt_tokens: int
-    completion_tokens: int
-
-
-@dataclass
-class Usage:
-    """Running totals for one client: successful requests, retries, failed requests and tokens."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-class LLMError(UserError):
-    """A request the server refused (4xx) or kept failing (after every retry); says which and why."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status  # HTTP status of the last attempt, None for timeouts and connection errors
-
-
-def is_loopback_url(url: str) -> bool:
-    """Whether `url` points at this machine (localhost, 127.x.x.x, ::1)."""
-    host = urlparse(url).hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def resolve_api_key(config: LLMConfig) -> str:
-    """The key from `config.api_key_env`; a placeholder for a loopback server; else a UserError."""
-    key = os.environ.get(config.api_key_env)
-    if key:
-        return key
-    if is_loopback_url(config.base_url):
-        return LOCAL_API_KEY
-    raise UserError(f"no API key for {config.base_url}: set the environment variable {config.api_key_env} "
-                    f"(or point base_url at a local server, which needs no key)")
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    """Seconds to wait before retry number `attempt` (0-based): base * 2**attempt, capped, times a jitter in
-    [0.5, 1] so that many clients refused at once do not all come back at once."""
-    return min(max_s, base_s * 2**attempt) * random.uniform(0.5, 1.0)
-
-
-def retry_after_s(headers: Any) -> float | None:
-    """The server's requested wait, from `retry-after-ms` (OpenAI) or `Retry-After` (seconds or HTTP date)."""
-    if value := headers.get("retry-after-ms"):
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
-
-
-def _server_message(error: openai.APIStatusError) -> str:
-    body = error.body  # the SDK has already unwrapped {"error": {...}}
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    return str(body) if body else error.message
+Parser = Callable[[str], Any]
+BATCH_DONE = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
 class LLMClient:
-    """Async client for one model on one server. Use it from asyncio (`await client.chat(...)`,
+    """Async client for one model of one provider. Use it from asyncio (`await client.chat(...)`,
     `await client.map_chat(...)`) or from plain code (`client.chat_many(...)`, `client.run(coroutine)`)."""
 
-    def __init__(self, config: LLMConfig, limiter: Limiter | None = None) -> None:
+    def __init__(self, config: LLMConfig, limiter: Limiter | None = None, provider: Provider | None = None) -> None:
         self.config = config
         self.limiter = limiter  # a step's shared limit (the async executor's); else `config.concurrency`
         self.usage = Usage()
-        self._api_key = resolve_api_key(config)
-        # The SDK client and the semaphore belong to one event loop; they are made on first use in each loop.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sdk: openai.AsyncOpenAI | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        api_key = resolve_api_key(config) if config.provider == "openai" else LOCAL_API_KEY
+        self._scrub = _scrubber(api_key)
+        self.provider = provider or make_provider(config, api_key)
+        self._own_limiter = Limiter(config.concurrency)
+        self.rates = RateLimits(config.requests_per_minute, config.tokens_per_minute, config.max_tokens)
+        self.cache = ResponseCache.open(config.cache_path) if config.cache else None
+        if config.batch and (self.cache is None or not self.provider.has_batch_api):
+            raise UserError(f"batch: true needs cache: true (the batch id is kept in the cache) and a provider with "
+                            f"a batch API (openai), got cache: {config.cache}, provider: {config.provider}")
+        self._in_flight: dict[str, asyncio.Future[Completion]] = {}
 
-    def _session(self) -> tuple[openai.AsyncOpenAI, asyncio.Semaphore | Limiter]:
-        loop = asyncio.get_running_loop()
-        if self._sdk is None or self._semaphore is None or loop is not self._loop:
-            self._loop = loop
-            self._sdk = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
-                                           timeout=self.config.timeout_s, max_retries=0)
-            self._semaphore = asyncio.Semaphore(self.config.concurrency)
-        return self._sdk, self.limiter or self._semaphore
+    def __repr__(self) -> str:
+        return f"LLMClient(provider={self.config.provider!r}, model={self.config.model!r})"
+
+    @property
+    def where(self) -> str:
+        if self.config.provider == "openai":
+            return self.config.base_url
+        return f"{self.config.provider}:{self.config.model}"
 
     async def aclose(self) -> None:
         """Close the connections of the current event loop (the usage totals are kept)."""
-        if self._sdk is not None:
-            await self._sdk.close()
-        self._loop = self._sdk = self._semaphore = None
+        await self.provider.aclose()
 
-    def _settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
-        return {"model": self.config.model, "temperature": self.config.temperature,
-                "max_tokens": self.config.max_tokens, **overrides}
+    # requests
 
-    async def chat(self, messages: Messages, **overrides: Any) -> Completion:
-        """One chat completion (`/v1/chat/completions`); `overrides` are passed to the server as is."""
-        settings = self._settings(overrides)
+    def request(self, kind: Literal["chat", "complete"], content: Messages | str, sample: int = 0,
+                version: str = "", **overrides: Any) -> Request:
+        """The `Request` a call with these arguments sends (and caches under)."""
+        params = {"temperature": self.config.temperature, "max_tokens": self.config.max_tokens, **overrides}
+        model = params.pop("model", self.config.model)
+        if params.get("stop") is None:
+            params.pop("stop", None)
+        if params.get("temperature", 0) > 0 and "seed" not in params and self.provider.takes_seed:
+            params["seed"] = self.config.seed + sample
+        if kind == "chat":
+            return Request("chat", model, messages=cast(Messages, content), params=params, sample=sample,
+                           version=version)
+        return Request("complete", model, prompt=cast(str, content), params=params, sample=sample, version=version)
 
-        async def call(sdk: openai.AsyncOpenAI) -> Any:
-            return await sdk.chat.completions.create(messages=messages, **settings)
+    async def chat(self, messages: Messages, sample: int = 0, version: str = "", parse: Parser | None = None,
+                   retry_failed: bool = False, **overrides: Any) -> Completion:
+        """One chat completion; `overrides` (temperature, max_tokens, top_p, model...) go to the server as is."""
+        return await self._ask(self.request("chat", messages, sample, version, **overrides), parse, retry_failed)
 
-        response = await self._request(call)
-        choice = response.choices[0]
-        return self._completion(response, choice.message.content or "", choice.finish_reason)
-
-    async def complete(self, prompt: str, stop: Sequence[str] | None = None, **overrides: Any) -> Completion:
-        """One text continuation (legacy `/v1/completions`), as base code models are served for HumanEval."""
-        settings = self._settings(overrides)
+    async def complete(self, prompt: str, stop: Sequence[str] | None = None, sample: int = 0, version: str = "",
+                       parse: Parser | None = None, retry_failed: bool = False, **overrides: Any) -> Completion:
+        """One text continuation (`/v1/completions`), as base code models are served for HumanEval."""
         if stop is not None:
-            settings["stop"] = list(stop)
+            overrides["stop"] = list(stop)
+        return await self._ask(self.request("complete", prompt, sample, version, **overrides), parse, retry_failed)
 
-        async def call(sdk: openai.AsyncOpenAI) -> Any:
-            return await sdk.completions.create(prompt=prompt, **settings)
+    def _from_cache(self, request: Request, key: str, parse: Parser | None, retry_failed: bool) -> Completion | None:
+        """The cached answer to `request`; None when it must be asked; raises a recorded failure."""
+        row = self.cache.get(key) if self.cache is not None else None
+        if row is None or (retry_failed and (row.status == "failed" or row.finish_reason == "length")):
+            return None
+        if row.status == "failed":
+            self.usage.failures += 1
+            raise LLMError(f"{row.error} (recorded in the response cache by an earlier run; pass "
+                           f"retry_failed=True to ask again)")
+        self.usage.cached += 1
+        return self._parsed(completion_from_raw(request.kind, cast(dict, row.raw)), parse, cached=True)
 
-        response = await self._request(call)
-        choice = response.choices[0]
-        return self._completion(response, choice.text or "", choice.finish_reason)
+    async def _ask(self, request: Request, parse: Parser | None, retry_failed: bool) -> Completion:
+        """The answer to `request`: from the cache, or from the one task already asking it (with a cache, the
+        same request twice in one run is sent once), or asked now."""
+        key = request.key(self.provider.name)
+        hit = self._from_cache(request, key, parse, retry_failed)
+        if hit is not None:
+            return hit
+        if self.cache is None:
+            return self._parsed(await self._fetch(request, key), parse)
+        task = self._in_flight.get(key)
+        if task is not None:
+            return self._parsed(await asyncio.shield(task), parse, cached=True)
+        task = asyncio.ensure_future(self._fetch(request, key))
+        self._in_flight[key] = task
+        task.add_done_callback(lambda _: self._in_flight.pop(key, None))
+        return self._parsed(await task, parse)
 
-    def _completion(self, response: Any, text: str, finish_reason: str | None) -> Completion:
-        usage = response.usage
-        completion = Completion(text=text, finish_reason=finish_reason,
-                                prompt_tokens=usage.prompt_tokens if usage else 0,
-                                completion_tokens=usage.completion_tokens if usage else 0)
-        self.usage.prompt_tokens += completion.prompt_tokens
-        self.usage.completion_tokens += completion.completion_tokens
+    async def _fetch(self, request: Request, key: str) -> Completion:
+        try:
+            raw = await self._send(request)
+        except LLMError as error:
+            if self.cache is not None:
+                self.cache.put_failed(key, self.provider.name, request, str(error))
+            raise
+        completion = completion_from_raw(request.kind, raw)
+        if self.cache is not None:
+            self.cache.put_ok(key, self.provider.name, request, raw, completion.finish_reason)
+        self._count(request, completion)
         return completion
 
-    async def _request(self, call: Callable[[openai.AsyncOpenAI], Awaitable[T]]) -> T:
-        """Run `call` under the concurrency limit, retrying what a retry can fix. The slot is held while
-        backing off, so a server that is shedding load sees fewer requests, not the same number."""
-        sdk, limit = self._session()
-        async with limit:
-            attempt = 0
-            while True:
-                try:
-                    result = await call(sdk)
-                    self.usage.requests += 1
-                    return result
-                except openai.APIStatusError as error:
-                    status, message = error.status_code, _server_message(error)
-                    if status not in RETRIED_STATUSES and status < 500:
-                        self.usage.failures += 1
-                        raise LLMError(f"{self.config.base_url} refused the request (HTTP {status}, not retried): "
-                                       f"{message}", status) from error
-                    failed, last = error, f"HTTP {status}: {message}"
-                    delay = retry_after_s(error.response.headers)
-                except openai.APIConnectionError as error:  # includes APITimeoutError
-                    cause = error.__cause__
-                    failed, status, delay = error, None, None
-                    last = error.message if cause is None else f"{error.message} ({type(cause).__name__}: {cause})"
+    def _count(self, request: Request, completion: Completion) -> None:
+        self.usage.requests += 1
+        self.usage.prompt_tokens += completion.prompt_tokens
+        self.usage.completion_tokens += completion.completion_tokens
+        cost = cost_usd(price_of(request.model, self.config.prices), completion.prompt_tokens,
+                        completion.completion_tokens)
+        self.usage.cost_usd += cost or 0.0
+
+    @staticmethod
+    def _parsed(completion: Completion, parse: Parser | None, cached: bool = False) -> Completion:
+        return Completion(completion.text, completion.finish_reason, completion.prompt_tokens,
+                          completion.completion_tokens, parse(completion.text) if parse else None, cached)
+
+    async def _send(self, request: Request) -> dict[str, Any]:
+        """The provider's answer to `request` under the concurrency limit and the rates, retried. The slot is
+        held while backing off, so a server that is shedding load sees fewer requests, not the same number."""
+        tokens = characters_over_4(request.prompt_text()) + int(request.params.get("max_tokens") or 0)
+        async with self.limiter or self._own_limiter:
+            return await self._retrying(lambda: self.provider.send(request), tokens)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], tokens: float | None = None) -> T:
+        """`call()` until it succeeds, retrying what a retry can fix; before each attempt, the rates (when
+        `tokens` is given: a request to a model, not a batch's bookkeeping)."""
+        attempt = 0
+        while True:
+            if tokens is not None:
+                await self.rates.acquire(tokens)
+            try:
+                return await call()
+            except ProviderError as error:
+                message = self._scrub(str(error))
+                if not error.retryable:
+                    self.usage.failures += 1
+                    raise LLMError(f"{self.where} refused the request ({_status(error)}, not retried): "
+                                   f"{message}", error.status) from None
                 if attempt == self.config.max_retries:
                     self.usage.failures += 1
-                    raise LLMError(f"{self.config.base_url} failed {attempt + 1} attempts; last: {last} "
-                                   f"(is the server up? lower concurrency or raise max_retries)", status) from failed
+                    raise LLMError(f"{self.where} failed {attempt + 1} attempts; last: {message} (is the server "
+                                   f"up? lower concurrency or raise max_retries)", error.status) from None
+                delay = error.retry_after_s
                 if delay is None:
                     delay = backoff_delay(attempt, self.config.retry_base_s, self.config.retry_max_s)
                 self.usage.retries += 1
                 attempt += 1
                 await asyncio.sleep(min(delay, self.config.retry_max_s))
 
+    # many requests
+
     async def map_chat(self, list_of_messages: Sequence[Messages], progress: bool = True,
-                       return_exceptions: bool = False, **overrides: Any) -> list[Completion | LLMError]:
-        """`chat` on each conversation, `concurrency` at a time; results in input order. With
-        `return_exceptions`, a failed request gives its `LLMError` in place of a `Completion`."""
-        coroutines = [self.chat(messages, **overrides) for messages in list_of_messages]
-        return await self._gather(coroutines, progress, return_exceptions, "chat")
+                       return_exceptions: bool = False, samples: Sequence[int] | None = None, version: str = "",
+                       parse: Parser | None = None, retry_failed: bool = False,
+                       **overrides: Any) -> list[Completion | LLMError]:
+        """`chat` on each conversation, `concurrency` at a time; results in input order. `samples[i]` is the
+        sample index of conversation i (default 0). With `return_exceptions`, a failed request gives its
+        `LLMError` in place of a `Completion`."""
+        requests = [self.request("chat", messages, sample, version, **overrides)
+                    for messages, sample in zip(list_of_messages, samples or [0] * len(list_of_messages))]
+        return await self._map(requests, progress, return_exceptions, parse, retry_failed, "chat")
 
     async def map_complete(self, prompts: Sequence[str], stop: Sequence[str] | None = None, progress: bool = True,
-                           return_exceptions: bool = False, **overrides: Any) -> list[Completion | LLMError]:
+                           return_exceptions: bool = False, samples: Sequence[int] | None = None, version: str = "",
+                           parse: Parser | None = None, retry_failed: bool = False,
+                           **overrides: Any) -> list[Completion | LLMError]:
         """`complete` on each prompt, `concurrency` at a time; results in input order (see `map_chat`)."""
-        coroutines = [self.complete(prompt, stop, **overrides) for prompt in prompts]
-        return await self._gather(coroutines, progress, return_exceptions, "complete")
+        if stop is not None:
+            overrides["stop"] = list(stop)
+        requests = [self.request("complete", prompt, sample, version, **overrides)
+                    for prompt, sample in zip(prompts, samples or [0] * len(prompts))]
+        return await self._map(requests, progress, return_exceptions, parse, retry_failed, "complete")
 
-    async def _gather(self, coroutines: list[Coroutine[Any, Any, Completion]], progress: bool,
-                      return_exceptions: bool, what: str) -> list[Completion | LLMError]:
-        with tqdm(total=len(coroutines), desc=f"{self.config.model} {what}", disable=None if progress else True) as bar:
+    async def _map(self, requests: list[Request], progress: bool, return_exceptions: bool, parse: Parser | None,
+                   retry_failed: bool, what: str) -> list[Completion | LLMError]:
+        with tqdm(total=len(requests), desc=f"{self.config.model} {what}", unit="req",
+                  disable=None if progress else True) as bar:
+            started = time.perf_counter()
+
+            def done() -> None:
+                seconds = max(time.perf_counter() - started, 1e-9)
+                tokens = self.usage.prompt_tokens + self.usage.completion_tokens
+                bar.update(1)
+                bar.set_postfix_str(f"{self.usage.requests / seconds:.1f} req/s, {tokens / seconds:.0f} tok/s, "
+                                    f"${self.usage.cost_usd:.4f}", refresh=False)
+
+            if self.config.batch:
+                return await self._map_batch(requests, return_exceptions, parse, retry_failed, done)
+
             async def tracked(coroutine: Coroutine[Any, Any, Completion]) -> Completion | LLMError:
                 try:
                     return await coroutine
@@ -275,9 +249,109 @@ class LLMClient:
                         raise
                     return error
                 finally:
-                    bar.update(1)
+                    done()
 
-            return await gather_or_cancel([tracked(coroutine) for coroutine in coroutines])
+            return await gather_or_cancel([tracked(self._ask(request, parse, retry_failed))
+                                           for request in requests])
+
+    async def _map_batch(self, requests: list[Request], return_exceptions: bool, parse: Parser | None,
+                         retry_failed: bool, done: Callable[[], None]) -> list[Completion | LLMError]:
+        """The maps through the batch API: what the cache lacks is first looked for in batches an earlier run
+        started (polled, not resubmitted), then sent as one new batch, polled every `batch_poll_s` until done.
+        Each answer is written to the cache; a line the batch failed is recorded as failed."""
+        assert self.cache is not None
+        keys = [request.key(self.provider.name) for request in requests]
+
+        def missing() -> dict[str, Request]:
+            return {key: request for key, request in zip(keys, requests)
+                    if (row := self.cache.get(key)) is None  # type: ignore[union-attr]
+                    or (retry_failed and (row.status == "failed" or row.finish_reason == "length"))}
+
+        wanted = missing()
+        for batch_id, batch_keys in self.cache.running_batches(self.provider.name, self.config.model):
+            if wanted.keys() & set(batch_keys):
+                await self._collect_batch(batch_id, batch_keys, requests_by_key=dict(zip(keys, requests)))
+        wanted = missing()
+        if wanted:
+            batch_id = await self._retrying(lambda: self.provider.submit_batch(wanted))  # type: ignore[attr-defined]
+            self.cache.add_batch(batch_id, self.provider.name, self.config.model, list(wanted))
+            await self._collect_batch(batch_id, list(wanted), requests_by_key=wanted)
+        results: list[Completion | LLMError] = []
+        for key, request in zip(keys, requests):
+            try:
+                results.append(cast(Completion, self._from_cache(request, key, parse, retry_failed=False)))
+            except LLMError as error:
+                if not return_exceptions:
+                    raise
+                results.append(error)
+            done()
+        return results
+
+    async def _collect_batch(self, batch_id: str, batch_keys: list[str], requests_by_key: dict[str, Request]) -> None:
+        provider: Any = self.provider
+        while True:
+            status, output_file, error_file = await self._retrying(lambda: provider.poll_batch(batch_id))
+            if status in BATCH_DONE:
+                break
+            await asyncio.sleep(self.config.batch_poll_s)
+        answered: set[str] = set()
+        for file_id in (output_file, error_file):
+            if not file_id:
+                continue
+            for line in await self._retrying(lambda: provider.batch_lines(file_id)):
+                key = str(line.get("custom_id"))
+                request = requests_by_key.get(key)
+                if request is None:
+                    continue
+                answered.add(key)
+                self._record_batch_line(key, request, line)
+        for key in set(batch_keys) - answered:
+            if key in requests_by_key:
+                self.cache.put_failed(key, self.provider.name, requests_by_key[key],  # type: ignore[union-attr]
+                                      f"{self.where}: batch {batch_id} ended {status} without this request")
+        self.cache.finish_batch(batch_id, status)  # type: ignore[union-attr]
+
+    def _record_batch_line(self, key: str, request: Request, line: dict[str, Any]) -> None:
+        assert self.cache is not None
+        response = line.get("response") or {}
+        raw = response.get("body")
+        try:
+            if response.get("status_code") != 200:
+                raise ValueError(f"HTTP {response.get('status_code')}: {line.get('error') or raw}")
+            check_raw(request.kind, raw)
+        except ValueError as error:
+            self.usage.failures += 1
+            self.cache.put_failed(key, self.provider.name, request, self._scrub(f"{self.where} batch: {error}"))
+            return
+        completion = completion_from_raw(request.kind, raw)
+        self.cache.put_ok(key, self.provider.name, request, raw, completion.finish_reason)
+        self._count(request, completion)
+
+    # dry run
+
+    def estimate_chat(self, list_of_messages: Sequence[Messages], samples: Sequence[int] | None = None,
+                      version: str = "", tokenizer: Any = None, **overrides: Any) -> Estimate:
+        """What `map_chat` with these arguments would send and cost, sending nothing (see pricing.py)."""
+        requests = [self.request("chat", messages, sample, version, **overrides)
+                    for messages, sample in zip(list_of_messages, samples or [0] * len(list_of_messages))]
+        return self._estimate(requests, tokenizer)
+
+    def estimate_complete(self, prompts: Sequence[str], samples: Sequence[int] | None = None, version: str = "",
+                          tokenizer: Any = None, **overrides: Any) -> Estimate:
+        """What `map_complete` with these arguments would send and cost, sending nothing."""
+        requests = [self.request("complete", prompt, sample, version, **overrides)
+                    for prompt, sample in zip(prompts, samples or [0] * len(prompts))]
+        return self._estimate(requests, tokenizer)
+
+    def _estimate(self, requests: list[Request], tokenizer: Any) -> Estimate:
+        cached = []
+        for request in requests:
+            row = self.cache.get(request.key(self.provider.name)) if self.cache is not None else None
+            cached.append(row is not None and row.status == "ok")
+        count = characters_over_4 if tokenizer is None else _token_counter(tokenizer)
+        return estimate(requests, cached, self.config.prices, count)
+
+    # outside asyncio
 
     def run(self, coroutine: Awaitable[T]) -> T:
         """Run a coroutine of this client from code outside asyncio, closing its connections afterwards."""
@@ -290,11 +364,32 @@ class LLMClient:
         return asyncio.run(main())
 
     def chat_many(self, list_of_messages: Sequence[Messages], progress: bool = True,
-                  **overrides: Any) -> list[Completion]:
+                  **options: Any) -> list[Completion]:
         """`map_chat` for callers outside asyncio; the first request that fails raises its `LLMError`."""
-        return cast(list[Completion], self.run(self.map_chat(list_of_messages, progress=progress, **overrides)))
+        return cast(list[Completion], self.run(self.map_chat(list_of_messages, progress=progress, **options)))
 
     def complete_many(self, prompts: Sequence[str], stop: Sequence[str] | None = None, progress: bool = True,
-                      **overrides: Any) -> list[Completion]:
+                      **options: Any) -> list[Completion]:
         """`map_complete` for callers outside asyncio; the first request that fails raises its `LLMError`."""
-        return cast(list[Completion], self.run(self.map_complete(prompts, stop, progress=progress, **overrides)))
+        return cast(list[Completion], self.run(self.map_complete(prompts, stop, progress=progress, **options)))
+
+
+def _status(error: ProviderError) -> str:
+    return f"HTTP {error.status}" if error.status is not None else "no HTTP status"
+
+
+def _scrubber(secret: str) -> Callable[[str], str]:
+    """A function that blanks `secret` out of a text (a server may echo the key in an error message)."""
+    if not secret or secret == LOCAL_API_KEY:
+        return lambda text: text
+    return lambda text: text.replace(secret, "[API key]")
+
+
+def _token_counter(tokenizer: Any) -> Callable[[str], int]:
+    if callable(getattr(tokenizer, "encode", None)):
+        return lambda text: len(tokenizer.encode(text))
+    return lambda text: int(tokenizer(text))
+
+
+__all__ = ["LLMClient", "LLMConfig", "LLMError", "Completion", "Usage", "Messages", "is_loopback_url",
+           "resolve_api_key", "backoff_delay", "retry_after_s", "LOCAL_API_KEY"]
