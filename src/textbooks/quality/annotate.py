@@ -122,7 +122,8 @@ class LLMJudge:
         pending = list(range(len(texts)))
         counts = {"requests": 0.0, "reasked": 0.0, "failed_requests": 0.0, "unparseable": 0.0}
         for attempt in range(self.reasks + 1):
-            replies = await self.client.map_chat([asked[i] for i in pending], progress=False, return_exceptions=True)
+            replies = await self.client.map_chat([asked[i] for i in pending], progress=False, return_exceptions=True,
+                                                 version=prompts.VERSION)  # a new prompt text: new cache keys
             counts["requests"] += len(pending)
             if attempt:
                 counts["reasked"] += len(pending)
