@@ -24,13 +24,23 @@ def error_of(tmp_path: Path, text: str) -> str:
 
 def test_demo_recipe_loads(repo_root):
     recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
-    assert [step.kind for step in recipe.steps] == ["ingest", "dedup", "tokenize", "train", "export-hf", "eval",
-                                                    "report"]
-    assert recipe.steps[1].input == "@ingest"
-    assert recipe.steps[1].config.threshold == 0.7
-    assert [step.input for step in recipe.steps[2:5]] == ["@dedup", "@tokenize", "@pretrain"]
-    assert recipe.steps[3].name == "pretrain" and recipe.steps[3].config.model == "tiny"
-    assert recipe.steps[5].input == "@pretrain" and recipe.steps[5].config.bench == ["fresh", "humaneval"]
+    steps = {step.name: step for step in recipe.steps}
+    assert [step.kind for step in recipe.steps] == ["ingest", "annotate", "embed", "classify", "filter", "dedup",
+                                                    "tokenize", "train", "export-hf", "eval", "report"]
+    assert steps["annotate"].input == "@ingest" and steps["annotate"].config.annotator == "rubric"
+    assert steps["embed"].input == steps["classify"].input == "@ingest"
+    assert (steps["classify"].config.labels, steps["classify"].config.embeddings) == ("@annotate", "@embed")
+    assert steps["filter"].input == "@classify" and steps["dedup"].input == "@filter"
+    assert steps["dedup"].config.threshold == 0.7
+    assert [steps[name].input for name in ("tokenize", "pretrain", "export-hf")] == ["@dedup", "@tokenize",
+                                                                                      "@pretrain"]
+    assert steps["pretrain"].config.model == "tiny"
+    assert steps["eval"].input == "@pretrain" and steps["eval"].config.bench == ["fresh", "humaneval"]
+
+
+def test_every_recipe_of_the_project_loads(repo_root):
+    for path in sorted((repo_root / "recipes").glob("*.yaml")):
+        assert load_recipe(path).steps, path
 
 
 def test_job_settings_are_checked(tmp_path):

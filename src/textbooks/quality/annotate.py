@@ -170,7 +170,8 @@ class AnnotateStage(Stage):
 
     def plan(self) -> list[Task]:
         for judge in (self.config, self.config.compare):
-            if judge is not None and judge.annotator == "llm" and judge.llm is not None:
+            if judge is not None and judge.annotator == "llm" and judge.llm is not None \
+                    and judge.llm.provider == "openai":
                 resolve_api_key(judge.llm)  # a remote endpoint without a key: refused before any work
         parts = plan_parts(self.input)
         ids = [read_table(part, ["id"])["id"].to_pylist() for part in parts]
