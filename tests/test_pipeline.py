@@ -311,21 +311,29 @@ def test_demo_report_reads_in_a_browser(demo_run):
     assert chapters == {
         "Overview": ["Steps", "Rows through the stages"],
         "1. ingest": ["Summary", "Drop reasons", "Document lengths"],
-        "2. dedup": ["Summary", "Drop reasons", "Document lengths", "Near-duplicate clusters"],
-        "3. tokenize": ["Summary", "Token data"],
-        "4. pretrain (train)": ["Summary", "Training"],
-        "5. export-hf": ["Summary", "Export"],
-        "6. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+        "2. annotate": ["Summary", "Drop reasons", "Document lengths", "Educational value"],
+        "3. embed": ["Summary", "Drop reasons"],
+        "4. classify": ["Summary", "Drop reasons", "Document lengths", "Classifier"],
+        "5. filter": ["Summary", "Drop reasons", "Document lengths"],
+        "6. dedup": ["Summary", "Drop reasons", "Document lengths", "Near-duplicate clusters"],
+        "7. tokenize": ["Summary", "Token data"],
+        "8. pretrain (train)": ["Summary", "Training"],
+        "9. export-hf": ["Summary", "Export"],
+        "10. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
     }
-    steps = ("ingest", "dedup", "tokenize", "pretrain", "export-hf", "eval")
+    steps = ("ingest", "annotate", "embed", "classify", "filter", "dedup", "tokenize", "pretrain", "export-hf", "eval")
     with_settings = [step for step in steps if data.read_stats(out / step).get("config")]  # export-hf has none
-    assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) == 5
+    assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) == 9
+    classifier = page.under("4. classify", "Classifier")
+    held_out = data.read_stats(out / "classify")["classifier"]["held_out"]
+    assert f"{held_out['roc_auc']:.3f}" in classifier and "ROC-AUC" in classifier
+    assert "Best scored" in page.under("2. annotate", "Educational value")
     overview = page.under("Overview", "Steps")
     assert "n/a" not in overview and "pass@1" in overview and "150 steps" in overview
 
     rows = [json.loads(line) for line in (out / "eval" / "samples.jsonl").read_text().splitlines()]
     for bench in ("fresh", "humaneval"):
-        shown = page.under("6. eval", f"Completions: {bench}")
+        shown = page.under("10. eval", f"Completions: {bench}")
         mine = [row for row in rows if row["bench"] == bench]
         written = [row for row in mine if row["completion"].strip()]
         if written:

@@ -182,3 +182,38 @@ def score_bars(stage: str, scores: list[str], counts: list[int], unscored: int) 
     axes.set_ylim(0, max([*values, 1]) * 1.18)
     axes.set_title(f"{stage}: the judge's scores")
     return _png(figure)
+
+
+def precision_recall(stage: str, recall: list[float], precision: list[float], kept: list[float],
+                     thresholds: list[float], cutoff: float) -> bytes:
+    """The held-out precision-recall curve of a classifier (left) and the share of rows kept per threshold
+    (right), the operating point marked."""
+    figure = _figure(3.0)
+    left, right = figure.subplots(1, 2)
+    left.plot(recall, precision, marker="o", markersize=3, color=KEPT)
+    at = min(range(len(thresholds)), key=lambda index: abs(thresholds[index] - cutoff)) if thresholds else None
+    if at is not None:
+        left.plot([recall[at]], [precision[at]], marker="o", markersize=8, color=DROPPED,
+                  label=f"threshold {thresholds[at]:g}")
+        left.legend(fontsize=8, frameon=False)
+    left.set_xlim(0, 1.02)
+    left.set_ylim(0, 1.02)
+    left.set_xlabel("recall")
+    left.set_ylabel("precision")
+    right.plot(thresholds, [100 * share for share in kept], color=KEPT)
+    right.set_xlabel("score threshold")
+    right.set_ylabel("held-out rows kept (%)")
+    right.set_ylim(0, 102)
+    figure.suptitle(f"{stage}: the classifier on its held-out labels")
+    return _png(figure)
+
+
+def score_histogram(stage: str, scores: list[float], column: str) -> bytes:
+    """How the classifier's scores spread over the corpus."""
+    figure = _figure(2.6)
+    axes = figure.add_subplot()
+    axes.hist(scores, bins=20, range=(0, 1), color=KEPT)
+    axes.set_xlabel(column)
+    axes.set_ylabel("rows")
+    axes.set_title(f"{stage}: {column} of every row")
+    return _png(figure)

@@ -14,11 +14,15 @@ SHOWN = 2
 SNIPPET_LINES = 30
 
 
-def _rows(stage: StageRun, columns: list[str]) -> pa.Table | None:
+def _rows(stage: StageRun, columns: list[str], only: bool = False) -> pa.Table | None:
+    """The step's rows (only `columns` when `only`), or None when a column is missing."""
     paths = data.shard_paths(stage.path)
     if not paths:
         return None
-    tables = [data.read_shard(path) for path in paths]
+    try:
+        tables = [data.read_shard(path, columns if only else None) for path in paths]
+    except Exception:  # noqa: BLE001 - a shard without the column: not this section's kind of step
+        return None
     table = pa.concat_tables(tables, promote_options="default")
     return table if all(column in table.column_names for column in columns) else None
 
@@ -68,3 +72,43 @@ def judge_scores(stage: StageRun) -> Section | None:
         for row in scored[::-1][:SHOWN]:
             blocks += _snippet(row)
     return Section("Educational value", blocks)
+
+
+def classifier_measures(stage: StageRun) -> Section | None:
+    """A classify step: how well its classifier learned the judge's labels (held out), and the scores it gave."""
+    found = stage.stats.get("classifier")
+    if not found or "held_out" not in found:
+        return None
+    held = found["held_out"]
+    matrix = held.get("confusion_matrix", {})
+    embeddings = found.get("embeddings", {})
+    made_by = embeddings.get("embedder", "?") + (f" ({embeddings['model']})" if embeddings.get("model") else "")
+    blocks: list[Block] = [
+        Paragraph(f"A {found.get('classifier', '?')} on {made_by} embeddings, fitted on "
+                  f"{fmt.count(found.get('training_rows'))} of {fmt.count(found.get('labelled_rows'))} judged rows "
+                  f"(educational: a label of {found.get('label_threshold', '?'):g} or more) and measured on "
+                  f"{fmt.count(held.get('rows'))} held-out rows at a score of {held.get('cutoff', 0.5):g}."),
+        Table(["ROC-AUC", "average precision", "precision", "recall", "F1"],
+              [[_measure(held.get(key)) for key in ("roc_auc", "average_precision", "precision", "recall", "f1")]],
+              "rrrrr"),
+        Table(["", "judged educational", "judged not"],
+              [["scored educational", fmt.count(matrix.get("true_positive")), fmt.count(matrix.get("false_positive"))],
+               ["scored not", fmt.count(matrix.get("false_negative")), fmt.count(matrix.get("true_negative"))]],
+              "lrr")]
+    curve = held.get("precision_recall_curve") or []
+    if curve:
+        blocks.append(Figure("precision-recall", plots.precision_recall(
+            stage.name, [point["recall"] for point in curve], [point["precision"] for point in curve],
+            [point["kept"] for point in curve], [point["threshold"] for point in curve], held.get("cutoff", 0.5)),
+            "Precision against recall over score thresholds, and the share of held-out rows each keeps."))
+    table = _rows(stage, ["edu_score"], only=True)
+    if table is not None:
+        scores = [value for value in table["edu_score"].to_pylist() if value is not None]
+        if scores:
+            blocks.append(Figure("scores", plots.score_histogram(stage.name, scores, "edu_score"),
+                                 f"The classifier's score of each of the {fmt.count(len(scores))} rows."))
+    return Section("Classifier", blocks)
+
+
+def _measure(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else fmt.UNKNOWN
