@@ -42,3 +42,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    """A sandbox of two workers, shared by a module's tests (the judge's, EvalPlus parity)."""
+    from textbooks.sandbox import Sandbox
+
+    with Sandbox(workers=2) as box:
+        yield box
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module's own reference-output cache, so that no test reads another run's records."""
+    return tmp_path_factory.mktemp("reference")

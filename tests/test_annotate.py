@@ -43,18 +43,11 @@ EDUCATIONAL = [
             total += 1
     return total
 ''',
-    '''def binary_search(items, target):
-    """The index of `target` in the sorted list `items`, or -1."""
-    low, high = 0, len(items) - 1
-    while low <= high:
-        middle = (low + high) // 2
-        if items[middle] == target:
-            return middle
-        if items[middle] < target:
-            low = middle + 1
-        else:
-            high = middle - 1
-    return -1
+    '''def gcd(a, b):
+    """The greatest common divisor of two positive integers, by Euclid's method."""
+    while b:
+        a, b = b, a % b
+    return a
 ''',
 ]
 BOILERPLATE = [

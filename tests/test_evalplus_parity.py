@@ -33,17 +33,6 @@ from textbooks.evaluate.judge import judge, reference_outputs
 from textbooks.sandbox import Program, Sandbox, values
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2) as box:
-        yield box
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("reference")
-
-
 @functools.cache
 def problems_of(benchmark: str) -> dict[str, Problem]:
     return {problem.task_id: problem for problem in load_benchmark(benchmark)}

@@ -70,17 +70,6 @@ ALWAYS_EQUAL = """\
 """
 
 
-@pytest.fixture(scope="module")
-def sandbox():
-    with Sandbox(workers=2) as box:
-        yield box
-
-
-@pytest.fixture(scope="module")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("reference")
-
-
 @functools.cache
 def problems_of(benchmark: str) -> tuple[Problem, ...]:
     return tuple(load_benchmark(benchmark))
