@@ -189,3 +189,22 @@ def test_the_report_shows_the_score_distribution_and_the_best_and_worst_snippets
     assert "DEBUG = True" in worst or "auto-generated" in worst or "NotImplementedError" in worst or "pass" in worst
     assert (run / "report_files").is_dir() and any("annotate-scores" in path.name
                                                     for path in (run / "report_files").iterdir())
+
+
+def test_a_dry_run_estimates_requests_tokens_and_cost_and_sends_nothing(tmp_path, llm_server, capsys) -> None:
+    llm_server.reply = judge_reply
+    corpus = str(write_corpus(tmp_path / "in", count=16))
+    out = tmp_path / "llm"
+    args = ["annotate", "--input", corpus, "--sample-size", "10", "--annotator", "llm", "--llm.model", "judge",
+            "--llm.base-url", llm_server.url, "--llm.max-tokens", "100",
+            "--llm.prices", '{"judge": {"input": 2.0, "output": 8.0}}', "--out", str(out)]
+    assert main([*args, "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert "annotate --dry-run: 10 sampled rows; nothing sent" in said
+    assert "judge: 10 requests (0 more answered in the cache)" in said and "at most 1,000 output tokens" in said
+    prompt_tokens = int(said.split("about ")[1].split(" prompt tokens")[0].replace(",", ""))
+    assert prompt_tokens > 10 * 50  # the instructions alone are a few hundred characters per request
+    assert f"at most ${(prompt_tokens * 2.0 + 1000 * 8.0) / 1e6:,.2f}" in said
+    assert llm_server.requests == [] and not (out / data.MARKER).exists()
+    assert main(args) == 0 and data.is_complete(out)  # the real run afterwards: same fingerprint, a fresh start
+    assert len(llm_server.requests) >= 10

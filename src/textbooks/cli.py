@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from textbooks import __version__
-from textbooks.errors import UserError, filesystem_problem
+from textbooks.errors import EndedEarly, UserError, filesystem_problem
 from textbooks.pipeline.table import STEPS
 
 if typing.TYPE_CHECKING:
@@ -191,7 +191,7 @@ def _writing(out: Path) -> Iterator[None]:
     """What the file system refused while writing `out` (read-only, full, a file in the way) as a UserError."""
     try:
         yield
-    except (UserError, KeyboardInterrupt):
+    except (UserError, EndedEarly, KeyboardInterrupt):
         raise
     except Exception as error:
         problem = filesystem_problem(error, out)
@@ -244,6 +244,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"textbooks: error: {error}", file=sys.stderr)
         return 2
+    except EndedEarly as ended:
+        print(ended)
+        return 0
     except KeyboardInterrupt:
         print("textbooks: interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -21,6 +21,11 @@ class UserError(Exception):
     """A problem with the user's input or settings, reported without a traceback (exit code 2)."""
 
 
+class EndedEarly(Exception):
+    """A step that did what was asked and stops before making anything (a dry run's estimate): the CLI prints
+    the message and exits 0; no marker is written, so the step is not done."""
+
+
 # What the file system says when it will not take a write, and what the user can do about it.
 _WRITE_ERRORS = {
     errno.ENOSPC: "free some space or choose another output folder",

@@ -34,6 +34,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from textbooks.errors import EndedEarly
 from textbooks.llm import LLMClient, LLMConfig
 from textbooks.llm.client import resolve_api_key
 from textbooks.pipeline.executors.base import Worker
@@ -78,6 +79,8 @@ class AnnotateConfig(StepConfig):
                                                     "stats.json")
     threshold: float = Field(3.0, ge=SCALE[0], le=SCALE[1], description="the score from which a snippet counts "
                                                                         "as educational (for Cohen's kappa)")
+    dry_run: bool = Field(False, description="only estimate the LLM judges' requests, tokens and cost for this "
+                                             "sample (answers already cached are not counted), send nothing")
 
 
 def _needs_llm(annotator: str, llm: LLMConfig | None, key: str) -> None:
@@ -149,6 +152,18 @@ class LLMJudge:
         return [label for label in labels if label is not None], counts
 
 
+def _estimate_line(judge: Judge | AnnotateConfig, texts: list[str], max_chars: int, reasks: int) -> str:
+    if judge.annotator == "rubric" or judge.llm is None:
+        return f"rubric: {len(texts):,} rows, no requests"
+    estimate = LLMClient(judge.llm).estimate_chat([prompts.messages(text, max_chars) for text in texts],
+                                                  version=prompts.VERSION)
+    cost = "no price for this model (set llm.prices)" if estimate.cost_usd is None else \
+        f"at most ${estimate.cost_usd:,.2f}"
+    return (f"{judge.llm.model}: {estimate.requests:,} requests ({estimate.cached:,} more answered in the cache), "
+            f"about {estimate.prompt_tokens:,} prompt tokens and at most {estimate.max_output_tokens:,} output "
+            f"tokens, {cost}; an answer that is not a score is asked again, up to {reasks} more times")
+
+
 def _judge(judge: Judge | AnnotateConfig, config: AnnotateConfig, worker: Worker) -> RubricJudge | LLMJudge:
     if judge.annotator == "rubric":
         return RubricJudge()
@@ -160,6 +175,7 @@ class AnnotateStage(Stage):
     name = "annotate"
     Config = AnnotateConfig
     executor = "async"  # I/O-bound with an LLM judge: one loop, one concurrency and rate limit for the step
+    unfingerprinted = frozenset({"dry_run"})
     config: AnnotateConfig
 
     @classmethod
@@ -179,6 +195,19 @@ class AnnotateStage(Stage):
         chosen = {row_id for _, row_id in keys[: self.config.sample_size]}
         return [Task(part, frozenset(str(row_id) for row_id in part_ids if str(row_id) in chosen), len(part_ids))
                 for part, part_ids in zip(parts, ids)]
+
+    def _estimate(self) -> str:
+        """The dry run's report: what each judge would send for the sample."""
+        texts: list[str] = []
+        for task in self.plan():
+            if task.chosen:
+                table = read_table(task.part, ["id", "text"])
+                texts += [text or "" for row_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist())
+                          if str(row_id) in task.chosen]
+        judges = [self.config] + ([self.config.compare] if self.config.compare is not None else [])
+        lines = [_estimate_line(judge, texts, self.config.max_chars, self.config.reasks) for judge in judges]
+        return f"{self.name} --dry-run: {len(texts):,} sampled rows; nothing sent\n" + "\n".join(
+            f"  {line}" for line in lines)
 
     def setup(self, worker: Worker) -> dict[str, RubricJudge | LLMJudge]:
         judges = {"": _judge(self.config, self.config, worker)}
@@ -206,6 +235,8 @@ class AnnotateStage(Stage):
         return ShardResult(kept=sample, counters=counters)
 
     def run(self, ctx: Context) -> dict:
+        if self.config.dry_run:
+            raise EndedEarly(self._estimate())
         stats = run_stage(self, ctx)
         columns = [EDU_LABEL] + ([EDU_LABEL + "_compare"] if self.config.compare else [])
         table = pa.concat_tables([data.read_shard(path, columns) for path in data.shard_paths(ctx.out)])
