@@ -208,3 +208,22 @@ def test_a_dry_run_estimates_requests_tokens_and_cost_and_sends_nothing(tmp_path
     assert llm_server.requests == [] and not (out / data.MARKER).exists()
     assert main(args) == 0 and data.is_complete(out)  # the real run afterwards: same fingerprint, a fresh start
     assert len(llm_server.requests) >= 10
+
+
+def test_retry_failed_asks_again_only_the_requests_that_failed(tmp_path, llm_server, capsys) -> None:
+    llm_server.reply = lambda request: '{"score": 3, "reason": "fine"}'
+    llm_server.inject(status=500, times=3)  # the first three requests fail, and are not retried (max-retries 0)
+    corpus = str(write_corpus(tmp_path / "in", count=8))
+    out = tmp_path / "llm"
+    args = ["annotate", "--input", corpus, "--sample-size", "8", "--annotator", "llm", "--llm.model", "judge",
+            "--llm.base-url", llm_server.url, "--llm.max-retries", "0", "--llm.cache",
+            "--llm.cache-path", str(tmp_path / "responses.sqlite"), "--out", str(out)]
+    assert main(args) == 0
+    first = dataset_rows(out)
+    failed = [row for row in first if row["edu_label"] is None]
+    assert len(failed) == 3 and all(row["edu_reason"].startswith("request failed") for row in failed)
+    assert data.read_stats(out)["counters"]["failed_requests"] == 3 and len(llm_server.requests) == 8
+    assert main(args) == 0 and len(llm_server.requests) == 8  # the same settings: done earlier
+    assert main([*args, "--retry-failed"]) == 0
+    assert len(llm_server.requests) == 8 + 3  # the five answered come from the cache
+    assert all(row["edu_label"] == 3.0 for row in dataset_rows(out))

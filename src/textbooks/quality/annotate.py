@@ -79,6 +79,9 @@ class AnnotateConfig(StepConfig):
                                                     "stats.json")
     threshold: float = Field(3.0, ge=SCALE[0], le=SCALE[1], description="the score from which a snippet counts "
                                                                         "as educational (for Cohen's kappa)")
+    retry_failed: bool = Field(False, description="with the LLM cache on (llm.cache), ask again only the requests "
+                                                  "that failed or were cut short last time; answered ones come "
+                                                  "from the cache")
     dry_run: bool = Field(False, description="only estimate the LLM judges' requests, tokens and cost for this "
                                              "sample (answers already cached are not counted), send nothing")
 
@@ -113,10 +116,11 @@ class LLMJudge:
     """Asks the model for each snippet's score; an unreadable answer is asked again (the conversation with a
     request for the JSON alone), up to `reasks` times."""
 
-    def __init__(self, config: LLMConfig, limiter: Any, max_chars: int, reasks: int) -> None:
+    def __init__(self, config: LLMConfig, limiter: Any, max_chars: int, reasks: int,
+                 retry_failed: bool = False) -> None:
         self.client = LLMClient(config, limiter=limiter)
         self.name = f"llm:{config.model}/{prompts.VERSION}"
-        self.max_chars, self.reasks = max_chars, reasks
+        self.max_chars, self.reasks, self.retry_failed = max_chars, reasks, retry_failed
 
     async def label(self, texts: list[str]) -> tuple[list[Label], dict[str, float]]:
         asked = [prompts.messages(text, self.max_chars) for text in texts]
@@ -126,7 +130,8 @@ class LLMJudge:
         counts = {"requests": 0.0, "reasked": 0.0, "failed_requests": 0.0, "unparseable": 0.0}
         for attempt in range(self.reasks + 1):
             replies = await self.client.map_chat([asked[i] for i in pending], progress=False, return_exceptions=True,
-                                                 version=prompts.VERSION)  # a new prompt text: new cache keys
+                                                 version=prompts.VERSION,  # a new prompt text: new cache keys
+                                                 retry_failed=self.retry_failed)
             counts["requests"] += len(pending)
             if attempt:
                 counts["reasked"] += len(pending)
@@ -168,7 +173,7 @@ def _judge(judge: Judge | AnnotateConfig, config: AnnotateConfig, worker: Worker
     if judge.annotator == "rubric":
         return RubricJudge()
     assert judge.llm is not None  # checked in `check`
-    return LLMJudge(judge.llm, worker.limiter, config.max_chars, config.reasks)
+    return LLMJudge(judge.llm, worker.limiter, config.max_chars, config.reasks, config.retry_failed)
 
 
 class AnnotateStage(Stage):
