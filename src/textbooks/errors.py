@@ -39,7 +39,7 @@ _WRITE_ERRORS = {
 }
 # Below this many free bytes a failed write is taken to be the disk filling up (torch reports it as a
 # RuntimeError without errno or cause; `textbooks.store.atomic` names it when the write is its own).
-_FULL_BYTES = 1 << 20
+FULL_BYTES = 1 << 20
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -69,7 +69,7 @@ def filesystem_problem(error: BaseException, out: Path | None = None) -> str | N
                    f"{_WRITE_ERRORS[errno.ENOSPC]}"
     if out is not None:
         folder = _existing(Path(out))
-        if folder is not None and shutil.disk_usage(folder).free < _FULL_BYTES:
+        if folder is not None and shutil.disk_usage(folder).free < FULL_BYTES:
             said = (str(error).strip().splitlines() or [""])[0][:200]
             return (f"cannot write {out}: {os.strerror(errno.ENOSPC)} ({type(error).__name__}: {said}); "
                     f"{_WRITE_ERRORS[errno.ENOSPC]}")

@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from textbooks.errors import FULL_BYTES
 from textbooks.pipeline import hooks
 
 TEMPORARY = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
-FULL_BYTES = 1 << 20  # a failed write with less free space than this is taken to be the disk filling up
 FOLDER_TEMPORARY = re.compile(r"^\.(.+)\.(?:tmp|old)$")  # atomic_folder's siblings of `name`
 
 
