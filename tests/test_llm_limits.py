@@ -56,16 +56,20 @@ def test_the_step_limiter_bounds_requests_in_flight(llm_server: FakeLLMServer) -
     assert llm_server.max_in_flight == limiter.most_in_flight == 5
 
 
+JITTER_S = 0.25  # the most the delay from admission to arrival is allowed to vary
+
+
 def test_requests_per_minute_hold_in_every_window(llm_server: FakeLLMServer) -> None:
     client = make_client(llm_server, requests_per_minute=1200, concurrency=64)  # 20 a second, 20 at once
     started = time.monotonic()
     client.complete_many([str(i) for i in range(50)], progress=False)
 
-    # a bucket of one second's worth admits at most 20 + 20 * t in t seconds; + 1 for the jitter between
-    # admission here and arrival there
+    # a bucket of one second's worth admits at most 20 + 20 * t in any t seconds. Arrivals there lag admissions
+    # here by a varying delay (new connections on a loaded machine), which can squeeze the admissions of a
+    # window up to JITTER_S longer into one window: so the bound of t + JITTER_S is checked on windows of t
     assert time.monotonic() - started >= 1.4  # 30 requests past the first second's worth, at 20/s
-    assert llm_server.most_in_window(1.0) <= 20 + 20 + 1
-    assert llm_server.most_in_window(0.5) <= 20 + 10 + 1
+    assert llm_server.most_in_window(1.0 - JITTER_S) <= 20 + 20 * 1.0
+    assert llm_server.most_in_window(0.5 - JITTER_S) <= 20 + 20 * 0.5
 
 
 def test_tokens_per_minute_hold_in_every_window(llm_server: FakeLLMServer) -> None:
@@ -75,7 +79,7 @@ def test_tokens_per_minute_hold_in_every_window(llm_server: FakeLLMServer) -> No
     client.complete_many(["x" * 40] * 25, samples=list(range(25)), progress=False)
 
     assert time.monotonic() - started >= 1.4
-    assert llm_server.most_in_window(1.0) <= 10 + 10 + 1
+    assert llm_server.most_in_window(1.0 - JITTER_S) <= 10 + 10 * 1.0
 
 
 SECRET = "sk-test-0123456789abcdefSECRET"
