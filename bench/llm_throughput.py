@@ -7,14 +7,17 @@ as a share of the bound concurrency / latency (what a client with no overhead of
 The server is tests/llm_server.py (standard library, a thread per connection, kept alive) on 127.0.0.1, in a process of
 its own (its threads would otherwise hold the client's GIL); each request sleeps `latency` seconds there. The
 script also prints the CPU seconds the client process spent per request. The client side is the real path: the
-openai SDK, the concurrency limit, retries (none needed), and, in the second row, the SQLite response cache
-writing every answer. Goal: >= 0.95 at 64 in
-flight.
+openai SDK on aiohttp, the concurrency limit, retries (none needed), and, in the second row, the SQLite response
+cache writing every answer. The peer row, measured in the same run, is a bare aiohttp loop posting the same
+bodies under a semaphore (no SDK, no parsing of the reply): what this server and machine allow any Python
+client. Goal: >= 0.95 of the bound at 64 in flight.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,26 @@ def measure(url: str, concurrency: int, requests: int, cache: Path | None) -> tu
     return requests / seconds, cpu / requests
 
 
+def measure_bare(url: str, concurrency: int, requests: int) -> tuple[float, float]:
+    """The same for a bare aiohttp loop: the ceiling of the server and the machine."""
+    import aiohttp
+
+    async def run() -> None:
+        limit = asyncio.Semaphore(concurrency)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+            async def one(index: int) -> None:
+                body = {"model": "bench", "prompt": f"prompt {index} {time.time_ns()}"}
+                async with limit, session.post(f"{url}/completions", data=json.dumps(body),
+                                               headers={"Content-Type": "application/json"}) as response:
+                    await response.read()
+
+            await asyncio.gather(*(one(index) for index in range(requests)))
+
+    started, cpu = time.perf_counter(), time.process_time()
+    asyncio.run(run())
+    return requests / (time.perf_counter() - started), (time.process_time() - cpu) / requests
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency", type=int, default=64)
@@ -63,9 +86,11 @@ def main() -> None:
     bound = args.concurrency / args.latency
     try:
         measure(url, args.concurrency, args.concurrency, None)  # warm-up: imports, connections
+        measure_bare(url, args.concurrency, args.concurrency)
         with tempfile.TemporaryDirectory() as folder:
             rows = [("no cache", measure(url, args.concurrency, args.requests, None)),
-                    ("SQLite cache", measure(url, args.concurrency, args.requests, Path(folder) / "c.sqlite"))]
+                    ("SQLite cache", measure(url, args.concurrency, args.requests, Path(folder) / "c.sqlite")),
+                    ("bare aiohttp", measure_bare(url, args.concurrency, args.requests))]
     finally:
         server.stdin.close()
         most_in_flight = int(server.stdout.readline() or 0)
@@ -73,8 +98,10 @@ def main() -> None:
     assert most_in_flight <= args.concurrency, most_in_flight
     print(f"{args.concurrency} in flight, {args.latency * 1000:.0f} ms latency, {args.requests} requests: "
           f"bound {bound:.1f} req/s; most in flight at the server {most_in_flight}")
+    bare = rows[-1][1][0]
     for name, (rate, cpu) in rows:
-        print(f"{name:>12}: {rate:7.1f} req/s  ratio {rate / bound:.3f}  client CPU {cpu * 1000:.2f} ms/request")
+        print(f"{name:>12}: {rate:7.1f} req/s  ratio {rate / bound:.3f}  of bare aiohttp {rate / bare:.3f}  "
+              f"client CPU {cpu * 1000:.2f} ms/request")
 
 
 if __name__ == "__main__":

@@ -69,6 +69,10 @@ def echo(body: dict[str, Any]) -> str:
     return "echo: " + str(body["prompt"])
 
 
+class _Listener(ThreadingHTTPServer):
+    request_queue_size = 1024  # as real servers listen (uvicorn: 2048); the default 5 drops concurrent connects
+
+
 class FakeLLMServer:
     def __init__(self, keep_alive: bool = False) -> None:
         self.keep_alive = keep_alive  # HTTP/1.1 connections kept open, as real servers do (the bench uses it)
@@ -83,7 +87,7 @@ class FakeLLMServer:
         self._in_flight = 0
         self._faults: deque[Fault] = deque()
         self._lock = threading.Lock()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._http = _Listener(("127.0.0.1", 0), self._handler_class())
         self._http.daemon_threads = True
         self._http.block_on_close = False  # a slow reply the client gave up on must not hold up stop()
         self._thread = threading.Thread(target=self._http.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
@@ -256,8 +260,11 @@ class FakeLLMServer:
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in headers.items():
                     self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                # head and body in one write, as real servers send them: two small writes wait on Nagle's
+                # algorithm and the client's delayed ACK (up to 40 ms a reply)
+                self._headers_buffer.extend([b"\r\n", data])
+                self.wfile.write(b"".join(self._headers_buffer))
+                self._headers_buffer = []
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # keep test output quiet

@@ -192,8 +192,9 @@ class LLMClient:
                                    f"{message}", error.status) from None
                 if attempt == self.config.max_retries:
                     self.usage.failures += 1
-                    raise LLMError(f"{self.where} failed {attempt + 1} attempts; last: {message} (is the server "
-                                   f"up? lower concurrency or raise max_retries)", error.status) from None
+                    tries = f"{attempt + 1} attempt{'s' if attempt else ''}"
+                    raise LLMError(f"{self.where} failed {tries}; last: {message} (is the server up? lower "
+                                   f"concurrency or raise max_retries)", error.status) from None
                 delay = error.retry_after_s
                 if delay is None:
                     delay = backoff_delay(attempt, self.config.retry_base_s, self.config.retry_max_s)

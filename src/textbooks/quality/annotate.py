@@ -122,6 +122,9 @@ class LLMJudge:
         self.name = f"llm:{config.model}/{prompts.VERSION}"
         self.max_chars, self.reasks, self.retry_failed = max_chars, reasks, retry_failed
 
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
     async def label(self, texts: list[str]) -> tuple[list[Label], dict[str, float]]:
         asked = [prompts.messages(text, self.max_chars) for text in texts]
         labels: list[Label | None] = [None] * len(texts)

@@ -14,6 +14,7 @@ import asyncio
 import json
 from typing import Any
 
+import httpx
 import openai
 
 from textbooks.llm.config import LLMConfig
@@ -22,9 +23,8 @@ from textbooks.llm.retry import retry_after_s
 from textbooks.llm.types import ProviderError, Request, check_raw
 
 RETRIED_STATUSES = frozenset({408, 429})  # and every 5xx
-POOL = 8  # requests in flight per SDK client (per httpcore connection pool)
-MAX_POOLS = 16  # a client configured for 100,000 in flight (a step's limiter bounds it) makes 16, not 12,500
 ENDPOINTS = {"chat": "/v1/chat/completions", "complete": "/v1/completions"}
+PATHS = {"chat": "/chat/completions", "complete": "/completions"}  # under base_url
 
 
 def _server_message(error: openai.APIStatusError) -> str:
@@ -32,6 +32,18 @@ def _server_message(error: openai.APIStatusError) -> str:
     if isinstance(body, dict) and body.get("message"):
         return str(body["message"])
     return str(body) if body else error.message
+
+
+def _connection_message(error: openai.APIConnectionError) -> str:
+    """"Request timed out" or "Connection error", with the first cause: named from that cause, as the aiohttp
+    transport maps a refused connection to httpx's ConnectTimeout, which the SDK reports as a timeout."""
+    root: BaseException = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    if root is error:
+        return error.message
+    head = "Request timed out" if isinstance(root, (TimeoutError, httpx.TimeoutException)) else "Connection error"
+    return f"{head} ({type(root).__name__}: {root})"
 
 
 class OpenAIProvider(Provider):
@@ -42,41 +54,40 @@ class OpenAIProvider(Provider):
         self.config = config
         self._api_key = api_key  # held here only; never in a message, row or repr
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sdks: list[openai.AsyncOpenAI] = []
-        self._turn = 0
+        self._sdk: openai.AsyncOpenAI | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(base_url={self.config.base_url!r}, model={self.config.model!r})"
 
     def sdk(self) -> openai.AsyncOpenAI:
-        """An SDK client of the running event loop (made on first use in each loop), taken in turn from
-        `concurrency / POOL` of them (at most `MAX_POOLS`): httpcore's connection pool scans every connection
-        and every waiting request on each event, so one pool of 64 connections spends more CPU than the
-        requests themselves (bench/llm_throughput.py, bench/RESULTS.md)."""
+        """The SDK client of the running event loop (made on first use in each loop), on the SDK's aiohttp
+        transport (`openai[aiohttp]`): httpx's connection pool scans every connection and every waiting request
+        on each event, which at 64 in flight costs more CPU than the requests themselves; aiohttp's does not
+        (bench/llm_throughput.py, bench/RESULTS.md)."""
         loop = asyncio.get_running_loop()
-        if not self._sdks or loop is not self._loop:
+        if self._sdk is None or loop is not self._loop:
             self._loop = loop
-            self._sdks = [openai.AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
-                                             timeout=self.config.timeout_s, max_retries=0)
-                          for _ in range(min(MAX_POOLS, -(-self.config.concurrency // POOL)))]
-        self._turn = (self._turn + 1) % len(self._sdks)
-        return self._sdks[self._turn]
+            self._sdk = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
+                                           timeout=self.config.timeout_s, max_retries=0,
+                                           http_client=openai.DefaultAioHttpClient(
+                                               timeout=self.config.timeout_s,
+                                               limits=httpx.Limits(max_connections=self.config.concurrency)))
+        return self._sdk
 
     async def aclose(self) -> None:
-        for sdk in self._sdks:
-            await sdk.close()
-        self._loop, self._sdks = None, []
+        if self._sdk is not None:
+            await self._sdk.close()
+        self._loop, self._sdk = None, None
 
     async def send(self, request: Request) -> dict[str, Any]:
         body = request.body()
 
-        async def call() -> Any:
-            if request.kind == "chat":
-                return await self.sdk().chat.completions.with_raw_response.create(**body)
-            return await self.sdk().completions.with_raw_response.create(**body)
-
-        response = await self._attempt(call)
-        text = response.http_response.text
+        path = PATHS[request.kind]
+        # the SDK's documented way to post a body as is (`client.post(path, cast_to=httpx.Response)`): its auth,
+        # headers, timeout and error types, without re-validating a body we built (a third of its CPU per
+        # request), and with the extra fields local servers take passing through untouched
+        response = await self._attempt(lambda: self.sdk().post(path, body=body, cast_to=httpx.Response))
+        text = response.text
         try:
             raw = json.loads(text)
             check_raw(request.kind, raw)
@@ -94,9 +105,7 @@ class OpenAIProvider(Provider):
             raise ProviderError(f"HTTP {status}: {message}", status, retryable,
                                 retry_after_s(error.response.headers)) from None
         except openai.APIConnectionError as error:  # includes APITimeoutError
-            cause = error.__cause__
-            message = error.message if cause is None else f"{error.message} ({type(cause).__name__}: {cause})"
-            raise ProviderError(message) from None
+            raise ProviderError(_connection_message(error)) from None
 
     async def submit_batch(self, requests: dict[str, Request]) -> str:
         """Upload `requests` (by cache key, which becomes each line's custom_id) and start one batch; its id."""

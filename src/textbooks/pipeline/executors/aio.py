@@ -50,8 +50,9 @@ class AsyncExecutor(Executor):
             return await gather_or_cancel([one(item) for item in items])
         finally:
             bar.close()
-            if hasattr(state, "aclose"):
-                await state.aclose()
+            for held in state.values() if isinstance(state, dict) else [state]:
+                if hasattr(held, "aclose"):  # an LLM client's connections, closed on the loop that opened them
+                    await held.aclose()
 
 
 async def gather_or_cancel(coroutines: list[Coroutine[Any, Any, T]]) -> list[T]:
