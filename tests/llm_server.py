@@ -5,6 +5,7 @@ API (`POST /v1/files`, `POST /v1/batches`, `GET /v1/batches/{id}`, `GET /v1/file
 
     server.reply = lambda request: "text"              # or a Reply(text, finish_reason); request is the JSON body
     server.latency_s = 0.05                             # every completion answers after this long
+    server.refused_fields = {"response_format"}         # requests with such a field get an HTTP 400
     server.inject(status=429, times=2, retry_after="0.2")  # the next two requests get a 429
     server.inject(delay_s=2.0)                          # the next request answers late (client timeouts)
     server.inject(malformed=True)                       # the next request gets a 200 whose body is not JSON
@@ -80,6 +81,7 @@ class FakeLLMServer:
         self.requests: list[Received] = []
         self.max_in_flight = 0
         self.latency_s = 0.0
+        self.refused_fields: set[str] = set()  # request fields answered with HTTP 400, as strict servers do
         self.batch_polls = 1
         self.batch_requests: list[Received] = []
         self.files: dict[str, bytes] = {}
@@ -145,6 +147,11 @@ class FakeLLMServer:
         """Status, extra headers and JSON body (or raw bytes) for one request (runs in the handler thread)."""
         fault = self._next_fault()
         time.sleep(self.latency_s)
+        refused = sorted(self.refused_fields & set(body))
+        if refused:
+            error = {"message": f"Unrecognized request argument supplied: {refused[0]}", "type":
+                     "invalid_request_error", "param": refused[0], "code": None}
+            return 400, {}, {"error": error}
         if fault is not None:
             time.sleep(fault.delay_s)
             if fault.malformed:

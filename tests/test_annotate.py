@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import dataset_rows
-from llm_server import llm_server_fixture  # noqa: F401  (fixture `llm_server`)
+from llm_server import count_words, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
 
 from textbooks.cli import main
 from textbooks.quality.agreement import cohen_kappa, spearman
@@ -133,6 +133,7 @@ def test_an_llm_judge_on_a_real_server_reasks_garbage_and_agrees_with_the_rubric
     out = tmp_path / "llm"
     assert main(["annotate", "--input", str(corpus), "--sample-size", "16", "--annotator", "llm",
                  "--llm.model", "judge", "--llm.base-url", llm_server.url, "--reasks", "1",
+                 "--llm.prices", '{"judge": {"input": 1.0, "output": 2.0}}',
                  "--compare.annotator", "rubric", "--out", str(out)]) == 0
     rows = {row["id"]: row for row in dataset_rows(out)}
     generated = [row for row in rows.values() if "auto-generated" in row["text"]]
@@ -148,10 +149,38 @@ def test_an_llm_judge_on_a_real_server_reasks_garbage_and_agrees_with_the_rubric
                   or "auto-generated" in row["text"] for row in rows.values())
     assert counters["requests"] == 16 + reasked == len(llm_server.requests)
     assert counters["unparseable"] == len(generated) and counters["failed_requests"] == 0
+    # tokens as the server counted them (words), priced by the recipe's table
+    prompt_tokens = sum(count_words(request.body) for request in llm_server.requests)
+    output_tokens = sum(len(judge_reply(request.body).split()) for request in llm_server.requests)
+    assert (counters["prompt_tokens"], counters["completion_tokens"]) == (prompt_tokens, output_tokens)
+    assert counters["cost_usd"] == pytest.approx((prompt_tokens * 1.0 + output_tokens * 2.0) / 1e6)
     agreement = stats["agreement"]
     assert agreement["rows"] == 16 - len(generated) and agreement["spearman"] > 0.5
     assert all(row["annotator"] == "llm:judge/edu-v1" and row["annotator_compare"] == "rubric-v1"
                for row in rows.values())
+
+
+def test_llm_judges_ask_by_schema_and_ask_plainly_a_server_that_refuses_it(tmp_path, llm_server) -> None:
+    llm_server.reply = lambda body: '{"score": 3, "reason": "fine"}'
+    corpus = write_corpus(tmp_path / "in", count=8)
+    args = ["annotate", "--input", str(corpus), "--sample-size", "8", "--annotator", "llm", "--llm.model", "judge",
+            "--llm.base-url", llm_server.url, "--llm.concurrency", "1"]
+    assert main([*args, "--out", str(tmp_path / "schema")]) == 0
+    schema = llm_server.requests[0].body["response_format"]["json_schema"]["schema"]
+    assert all(request.body["response_format"]["json_schema"]["schema"] == schema for request in llm_server.requests)
+    assert schema["required"] == ["score", "reason"] and schema["properties"]["score"]["maximum"] == 5
+
+    llm_server.requests.clear()
+    llm_server.refused_fields = {"response_format"}
+    assert main([*args, "--out", str(tmp_path / "plain")]) == 0
+    assert all(row["edu_label"] == 3.0 for row in dataset_rows(tmp_path / "plain"))
+    refused = [request for request in llm_server.requests if "response_format" in request.body]
+    assert len(refused) == 1 and len(llm_server.requests) == 9  # one refusal, then every row asked plainly
+    counters = data.read_stats(tmp_path / "plain")["counters"]
+    assert counters["schema_refused"] == 1 and counters["failed_requests"] == 0 and counters["requests"] == 8
+
+    assert main([*args, "--no-structured-output", "--out", str(tmp_path / "off")]) == 0
+    assert not any("response_format" in request.body for request in llm_server.requests[9:])
 
 
 def refused(capsys, *argv: str) -> str:

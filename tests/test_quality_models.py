@@ -21,14 +21,14 @@ from textbooks.tokens.tokenizer import train_tokenizer
 TEXTS = EDUCATIONAL[:10] + BOILERPLATE[:10] + ["", "x = 1"]
 
 
-def save_tiny_causal_lm(folder: Path, hidden: int = 32) -> Path:
+def save_tiny_causal_lm(folder: Path, hidden: int = 32, positions: int = 256) -> Path:
     """A 2-layer GPT-2 with random weights and a byte-level BPE trained on the snippets, as save_pretrained
     writes them."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     train_tokenizer(EDUCATIONAL + BOILERPLATE, vocab_size=400, out_dir=folder)
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=400, n_positions=256, n_embd=hidden, n_layer=2, n_head=2, bos_token_id=0,
+    config = GPT2Config(vocab_size=400, n_positions=positions, n_embd=hidden, n_layer=2, n_head=2, bos_token_id=0,
                         eos_token_id=0)
     GPT2LMHeadModel(config).save_pretrained(folder)
     return folder
@@ -97,16 +97,31 @@ def test_a_textbooks_model_folder_is_refused_with_the_export_command(tmp_path: P
     assert "textbooks export-hf" in error
 
 
-def test_sentence_transformers_embeds_when_installed(tmp_path: Path) -> None:
+def test_sentence_transformers_embeds_as_the_library_does(tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="sentence-transformers is optional: pip install "
                                                         "'textbooks[embed]'")
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
+    except ImportError:  # before sentence-transformers 5.7
+        from sentence_transformers.models import Pooling, Transformer
 
-    word = models.Transformer(str(save_tiny_causal_lm(tmp_path / "lm")))
+    # a causal LM wrapped with mean pooling, its tokenizer without a pad token (the embedder pads with EOS)
+    word = Transformer(str(save_tiny_causal_lm(tmp_path / "lm")))
     model_folder = tmp_path / "st"
-    SentenceTransformer(modules=[word, models.Pooling(word.get_word_embedding_dimension())]).save(str(model_folder))
-    corpus = write_dataset(tmp_path / "corpus", [{"id": f"r{i}", "text": t, "source": "test"}
-                                                 for i, t in enumerate(TEXTS)])
-    out = run(EmbedStage(EmbedConfig(embedder="sentence-transformers", model=str(model_folder)), str(corpus)),
-              tmp_path / "embed")
-    assert data.read_json(out / META)["dimension"] == 32 and data.read_dataset(out).num_rows == len(TEXTS)
+    SentenceTransformer(modules=[word, Pooling(32, pooling_mode="mean")]).save(str(model_folder))
+    rows = [{"id": f"r{i}", "text": t, "source": "test"} for i, t in enumerate(TEXTS)]
+    corpus = write_dataset(tmp_path / "corpus", rows)
+    out = run(EmbedStage(EmbedConfig(embedder="sentence-transformers", model=str(model_folder), batch_size=4),
+                         str(corpus)), tmp_path / "embed")
+
+    meta = data.read_json(out / META)
+    assert (meta["embedder"], meta["dimension"]) == ("sentence-transformers", 32)
+    table = data.read_dataset(out)
+    by_id = dict(zip(table["id"].to_pylist(), as_matrix(table["embedding"], 32)))
+    made = np.stack([by_id[row["id"]] for row in rows])
+    peer = SentenceTransformer(str(model_folder), device="cpu")
+    peer.tokenizer.pad_token = peer.tokenizer.eos_token
+    expected = peer.encode(TEXTS, batch_size=4, convert_to_numpy=True)
+    assert np.allclose(made, expected.astype(np.float16).astype(np.float32), atol=2e-3), np.abs(made - expected).max()
+    assert not np.allclose(made[0], made[1])

@@ -35,8 +35,10 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from textbooks.errors import EndedEarly
-from textbooks.llm import LLMClient, LLMConfig
+from textbooks.llm import Completion, LLMClient, LLMConfig, LLMError
 from textbooks.llm.client import resolve_api_key
+from textbooks.llm.pricing import cost_usd, price_of
+from textbooks.llm.types import Messages
 from textbooks.pipeline.executors.base import Worker
 from textbooks.pipeline.stage import ShardResult, Stage, run_stage
 from textbooks.pipeline.step import Context, SettingError, StepConfig
@@ -75,6 +77,10 @@ class AnnotateConfig(StepConfig):
                                                      "are cut)")
     reasks: int = Field(2, ge=0, description="times an answer that is not a score is asked again before the "
                                              "row is left unscored")
+    structured_output: bool = Field(True, description="ask LLM judges for the JSON object by schema "
+                                                      "(response_format json_schema), which OpenAI, vLLM, SGLang, "
+                                                      "llama.cpp and Ollama enforce; a server that refuses the "
+                                                      "field is asked without it for the rest of the step")
     compare: Judge | None = Field(None, description="a second judge for the same rows: their agreement goes to "
                                                     "stats.json")
     threshold: float = Field(3.0, ge=SCALE[0], le=SCALE[1], description="the score from which a snippet counts "
@@ -117,28 +123,71 @@ class LLMJudge:
     request for the JSON alone), up to `reasks` times."""
 
     def __init__(self, config: LLMConfig, limiter: Any, max_chars: int, reasks: int,
-                 retry_failed: bool = False) -> None:
+                 retry_failed: bool = False, structured: bool = True) -> None:
         self.client = LLMClient(config, limiter=limiter)
         self.name = f"llm:{config.model}/{prompts.VERSION}"
         self.max_chars, self.reasks, self.retry_failed = max_chars, reasks, retry_failed
+        self.structured = structured  # turned off for the step by the first refusal of response_format
+        self._schema_taken = False  # a request by schema has been answered
+        self._probe: asyncio.Lock | None = None  # made in the step's loop
+
+    async def _ask(self, conversations: list[Messages], counts: dict[str, float]) -> list[Completion | LLMError]:
+        """The replies, by schema while the server takes it. Until one request by schema has been answered, one
+        goes alone (the others, of every shard, wait for it), so that a server that refuses the field refuses
+        it once; a reply refused for the schema (counted) is asked again without it."""
+        if self.structured and not self._schema_taken and conversations:
+            self._probe = self._probe or asyncio.Lock()
+            async with self._probe:
+                if self.structured and not self._schema_taken:
+                    first = await self._send(conversations[:1], counts)
+                    self._schema_taken = self.structured
+                    return first + (await self._send(conversations[1:], counts) if conversations[1:] else [])
+        return await self._send(conversations, counts)
+
+    async def _send(self, conversations: list[Messages], counts: dict[str, float]) -> list[Completion | LLMError]:
+        schema = {"response_format": prompts.RESPONSE_FORMAT} if self.structured else {}
+        replies = await self.client.map_chat(conversations, progress=False, return_exceptions=True,
+                                             version=prompts.VERSION,  # a new prompt text: new cache keys
+                                             retry_failed=self.retry_failed, **schema)
+        refused = [index for index, reply in enumerate(replies) if _refuses_schema(reply)]
+        if schema and refused:
+            self.structured = False
+            counts["schema_refused"] += len(refused)
+            again = await self._send([conversations[index] for index in refused], counts)
+            for index, reply in zip(refused, again):
+                replies[index] = reply
+        return replies
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+    def _count_usage(self, reply: Completion, counts: dict[str, float]) -> None:
+        """Tokens and cost of an answer asked in this run (the server's counts; nothing for a cached one)."""
+        if reply.cached:
+            counts["cached"] += 1
+            return
+        counts["prompt_tokens"] += reply.prompt_tokens
+        counts["completion_tokens"] += reply.completion_tokens
+        config = self.client.config
+        counts["cost_usd"] += cost_usd(price_of(config.model, config.prices), reply.prompt_tokens,
+                                       reply.completion_tokens) or 0.0
 
     async def label(self, texts: list[str]) -> tuple[list[Label], dict[str, float]]:
         asked = [prompts.messages(text, self.max_chars) for text in texts]
         labels: list[Label | None] = [None] * len(texts)
         last: dict[int, str] = {}
         pending = list(range(len(texts)))
-        counts = {"requests": 0.0, "reasked": 0.0, "failed_requests": 0.0, "unparseable": 0.0}
+        counts = {"requests": 0.0, "reasked": 0.0, "failed_requests": 0.0, "unparseable": 0.0, "schema_refused": 0.0,
+                  "cached": 0.0, "prompt_tokens": 0.0, "completion_tokens": 0.0, "cost_usd": 0.0}
         for attempt in range(self.reasks + 1):
-            replies = await self.client.map_chat([asked[i] for i in pending], progress=False, return_exceptions=True,
-                                                 version=prompts.VERSION,  # a new prompt text: new cache keys
-                                                 retry_failed=self.retry_failed)
+            replies = await self._ask([asked[i] for i in pending], counts)
             counts["requests"] += len(pending)
             if attempt:
                 counts["reasked"] += len(pending)
             still = []
+            for reply in replies:
+                if isinstance(reply, Completion):
+                    self._count_usage(reply, counts)
             for index, reply in zip(pending, replies):
                 if isinstance(reply, Exception):
                     counts["failed_requests"] += 1
@@ -160,11 +209,20 @@ class LLMJudge:
         return [label for label in labels if label is not None], counts
 
 
-def _estimate_line(judge: Judge | AnnotateConfig, texts: list[str], max_chars: int, reasks: int) -> str:
+def _refuses_schema(reply: Completion | LLMError) -> bool:
+    """Whether a server refused a request for its response_format (HTTP 400/422 naming the field)."""
+    text = str(reply).lower()
+    return isinstance(reply, LLMError) and reply.status in (400, 422) and (
+        "response_format" in text or "json_schema" in text)
+
+
+def _estimate_line(judge: Judge | AnnotateConfig, texts: list[str], max_chars: int, reasks: int,
+                   structured: bool) -> str:
     if judge.annotator == "rubric" or judge.llm is None:
         return f"rubric: {len(texts):,} rows, no requests"
+    schema = {"response_format": prompts.RESPONSE_FORMAT} if structured else {}
     estimate = LLMClient(judge.llm).estimate_chat([prompts.messages(text, max_chars) for text in texts],
-                                                  version=prompts.VERSION)
+                                                  version=prompts.VERSION, **schema)
     cost = "no price for this model (set llm.prices)" if estimate.cost_usd is None else \
         f"at most ${estimate.cost_usd:,.2f}"
     return (f"{judge.llm.model}: {estimate.requests:,} requests ({estimate.cached:,} more answered in the cache), "
@@ -176,7 +234,8 @@ def _judge(judge: Judge | AnnotateConfig, config: AnnotateConfig, worker: Worker
     if judge.annotator == "rubric":
         return RubricJudge()
     assert judge.llm is not None  # checked in `check`
-    return LLMJudge(judge.llm, worker.limiter, config.max_chars, config.reasks, config.retry_failed)
+    return LLMJudge(judge.llm, worker.limiter, config.max_chars, config.reasks, config.retry_failed,
+                    config.structured_output)
 
 
 class AnnotateStage(Stage):
@@ -213,7 +272,8 @@ class AnnotateStage(Stage):
                 texts += [text or "" for row_id, text in zip(table["id"].to_pylist(), table["text"].to_pylist())
                           if str(row_id) in task.chosen]
         judges = [self.config] + ([self.config.compare] if self.config.compare is not None else [])
-        lines = [_estimate_line(judge, texts, self.config.max_chars, self.config.reasks) for judge in judges]
+        lines = [_estimate_line(judge, texts, self.config.max_chars, self.config.reasks,
+                                self.config.structured_output) for judge in judges]
         return f"{self.name} --dry-run: {len(texts):,} sampled rows; nothing sent\n" + "\n".join(
             f"  {line}" for line in lines)
 
@@ -254,6 +314,14 @@ class AnnotateStage(Stage):
         stats["mean_label"] = float(np.mean(scores)) if scores else None
         ctx.say(f"{self.name}: {len(scores):,} of {table.num_rows:,} sampled rows scored, mean "
                 f"{stats['mean_label'] if stats['mean_label'] is not None else math.nan:.2f} on 0-5")
+        counters = stats.get("counters", {})
+        for suffix, judge in (("", self.config), ("_compare", self.config.compare)):
+            if judge is not None and judge.annotator == "llm" and judge.llm is not None:
+                ctx.say(f"{self.name}: {judge.llm.model}: {counters.get('requests' + suffix, 0):,.0f} requests "
+                        f"({counters.get('cached' + suffix, 0):,.0f} answered from the cache), "
+                        f"{counters.get('prompt_tokens' + suffix, 0):,.0f} prompt and "
+                        f"{counters.get('completion_tokens' + suffix, 0):,.0f} output tokens, "
+                        f"${counters.get('cost_usd' + suffix, 0):,.4f}")
         if self.config.compare is not None:
             found = agreement(table[EDU_LABEL].to_pylist(), table[EDU_LABEL + "_compare"].to_pylist(),
                               self.config.threshold)

@@ -33,6 +33,13 @@ REASK = ("Your answer could not be read as a score. Reply with only the JSON obj
          '{"score": <a whole number from 0 to 5>, "reason": "<one sentence>"}.')
 
 
+# The answer's shape as a JSON schema, sent as `response_format` where structured output is on: OpenAI, vLLM,
+# SGLang, llama.cpp and Ollama then decode only such an object; servers without it ignore the field.
+RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "educational_value", "strict": True, "schema": {
+    "type": "object", "additionalProperties": False, "required": ["score", "reason"],
+    "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 5}, "reason": {"type": "string"}}}}}
+
+
 def messages(code: str, max_chars: int) -> list[dict[str, str]]:
     """The chat messages that ask for one snippet's score (the code cut to `max_chars`)."""
     shown = code if len(code) <= max_chars else code[:max_chars] + "\n# ... (cut)"

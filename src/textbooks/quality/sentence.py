@@ -39,6 +39,9 @@ class SentenceTransformerEmbedder(Embedder):
         except Exception as error:  # noqa: BLE001 - offline, unknown repo, malformed files: the setting's fault
             raise UserError(f"embed: cannot load the sentence-transformers model {model} "
                             f"({type(error).__name__}: {error})") from None
+        tokenizer = getattr(self.encoder, "tokenizer", None)
+        if tokenizer is not None and tokenizer.pad_token is None and tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token  # a causal LM wrapped as a sentence model: pad with EOS
         self.encoder.max_seq_length = min(max_tokens, self.encoder.max_seq_length or max_tokens)
         self.model, self.batch_size = model, batch_size
         self.dimension = int(self.encoder.get_sentence_embedding_dimension())
