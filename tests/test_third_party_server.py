@@ -100,7 +100,8 @@ def test_annotate_asks_garbage_again_then_records_it_unparseable(served, tmp_pat
     corpus = write_corpus(tmp_path / "in", count=6)
     out = tmp_path / "annotate"
     assert main(["annotate", "--input", str(corpus), "--sample-size", "4", "--annotator", "llm",
-                 "--llm.model", str(folder), "--llm.base-url", url, "--llm.max-tokens", "8", "--llm.max-retries", "1", "--reasks", "1",
+                 "--llm.model", str(folder), "--llm.base-url", url, "--llm.max-tokens", "8",
+                 "--llm.max-retries", "1", "--reasks", "1",
                  "--out", str(out)]) == 0
 
     rows = dataset_rows(out)
