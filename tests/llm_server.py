@@ -290,8 +290,12 @@ def _multipart_file(content_type: str, data: bytes) -> bytes:
 
 
 @pytest.fixture(name="llm_server")
-def llm_server_fixture() -> Iterator[FakeLLMServer]:
-    """A started server, stopped after the test; import this into a test module to use `llm_server`."""
+def llm_server_fixture(tmp_path_factory: pytest.TempPathFactory,
+                       monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:
+    """A started server, stopped after the test; import this into a test module to use `llm_server`. The test
+    gets a cache folder of its own (steps that ask a model keep their answers there), so no test reads
+    another's answers."""
+    monkeypatch.setenv("TEXTBOOKS_CACHE", str(tmp_path_factory.mktemp("cache")))
     server = FakeLLMServer().start()
     yield server
     server.stop()

@@ -4,6 +4,12 @@ answer formats, garbage asked again), two judges' agreement, and bad input."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +17,7 @@ from conftest import dataset_rows
 from llm_server import count_words, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
 
 from textbooks.cli import main
+from textbooks.llm.cache import ResponseCache
 from textbooks.quality.agreement import cohen_kappa, spearman
 from textbooks.quality.parse import parse_score
 from textbooks.quality.rubric import score
@@ -164,7 +171,7 @@ def test_llm_judges_ask_by_schema_and_ask_plainly_a_server_that_refuses_it(tmp_p
     llm_server.reply = lambda body: '{"score": 3, "reason": "fine"}'
     corpus = write_corpus(tmp_path / "in", count=8)
     args = ["annotate", "--input", str(corpus), "--sample-size", "8", "--annotator", "llm", "--llm.model", "judge",
-            "--llm.base-url", llm_server.url, "--llm.concurrency", "1"]
+            "--llm.base-url", llm_server.url, "--llm.concurrency", "1", "--no-llm.cache"]
     assert main([*args, "--out", str(tmp_path / "schema")]) == 0
     schema = llm_server.requests[0].body["response_format"]["json_schema"]["schema"]
     assert all(request.body["response_format"]["json_schema"]["schema"] == schema for request in llm_server.requests)
@@ -181,6 +188,43 @@ def test_llm_judges_ask_by_schema_and_ask_plainly_a_server_that_refuses_it(tmp_p
 
     assert main([*args, "--no-structured-output", "--out", str(tmp_path / "off")]) == 0
     assert not any("response_format" in request.body for request in llm_server.requests[9:])
+
+    # with the cache (the default), a rerun sends nothing: the refusal is in the cache too, and read as one
+    cached = [arg for arg in args if arg != "--no-llm.cache"]
+    for out in ("first", "again"):
+        assert main([*cached, "--out", str(tmp_path / out)]) == 0
+        assert all(row["edu_label"] == 3.0 for row in dataset_rows(tmp_path / out))
+    assert len(llm_server.requests) == 9 + 8 + 9
+    assert data.read_stats(tmp_path / "again")["counters"]["cached"] == 8
+
+
+def test_annotate_killed_mid_run_resumes_from_its_default_cache(tmp_path, llm_server, monkeypatch) -> None:
+    llm_server.latency_s = 0.03
+    llm_server.reply = lambda body: '{"score": 2, "reason": "ok"}'
+    monkeypatch.setenv("TEXTBOOKS_CACHE", str(tmp_path / "cache"))  # what a user's own run would use
+    corpus = write_corpus(tmp_path / "in", count=60)
+    args = ["annotate", "--input", str(corpus), "--sample-size", "60", "--annotator", "llm", "--llm.model", "judge",
+            "--llm.base-url", llm_server.url, "--llm.concurrency", "4", "--out", str(tmp_path / "out")]
+    command = [sys.executable, "-c", "import sys; from textbooks.cli import main; sys.exit(main(sys.argv[1:]))"]
+    run = subprocess.Popen([*command, *args], env=dict(os.environ),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(llm_server.requests) < 25 and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.005)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert run.returncode == -signal.SIGKILL, run.stderr.read().decode()  # type: ignore[union-attr]
+    first_run = len(llm_server.requests)
+    answered = ResponseCache.open(tmp_path / "cache" / "llm" / "responses.sqlite").count("ok")
+    assert 15 <= answered <= first_run < 60 and not data.is_complete(tmp_path / "out")
+
+    assert main(args) == 0
+    asked = Counter(request.body["messages"][1]["content"] for request in llm_server.requests)
+    assert len(asked) == 60 and max(asked.values()) <= 2
+    assert sum(times == 2 for times in asked.values()) == first_run - answered  # only those in flight at the kill
+    counters = data.read_stats(tmp_path / "out")["counters"]
+    assert (counters["cached"], counters["requests"]) == (answered, 60)
+    assert all(row["edu_label"] == 2.0 for row in dataset_rows(tmp_path / "out"))
 
 
 def refused(capsys, *argv: str) -> str:

@@ -95,8 +95,9 @@ def test_chat_and_completions_through_the_client(served, tmp_path: Path) -> None
     assert (again.usage.requests, again.usage.cached) == (0, 1)
 
 
-def test_annotate_asks_garbage_again_then_records_it_unparseable(served, tmp_path: Path) -> None:
+def test_annotate_asks_garbage_again_then_records_it_unparseable(served, tmp_path: Path, monkeypatch) -> None:
     url, folder = served
+    monkeypatch.setenv("TEXTBOOKS_CACHE", str(tmp_path / "cache"))
     corpus = write_corpus(tmp_path / "in", count=6)
     out = tmp_path / "annotate"
     assert main(["annotate", "--input", str(corpus), "--sample-size", "4", "--annotator", "llm",

@@ -7,9 +7,10 @@
 A row is written (and committed) as soon as its answer arrives, so a run killed at any point resumes without
 resending one answered request. The raw response (the provider's JSON) is stored, never a parsed value: the
 caller's parser runs on it afterwards, so a changed parser re-parses without asking again. The key (see
-`Request.key`) covers the provider, model, messages or prompt, every sampling parameter, the sample index and
-the caller's template version. The API key is never written here. `batches` holds the provider batches in
-flight (their id and the request keys they carry) so that a killed batch run polls them instead of resubmitting.
+`Request.key`) covers the provider (a server's address too), model, messages or prompt, every sampling
+parameter, the sample index and the caller's template version. The API key is never written here. `batches`
+holds the provider batches in flight (their id and the request keys they carry) so that a killed batch run
+polls them instead of resubmitting.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ class LLMClient:
     async def _ask(self, request: Request, parse: Parser | None, retry_failed: bool) -> Completion:
         """The answer to `request`: from the cache, or from the one task already asking it (with a cache, the
         same request twice in one run is sent once), or asked now."""
-        key = request.key(self.provider.name)
+        key = request.key(self.provider.identity)
         hit = self._from_cache(request, key, parse, retry_failed)
         if hit is not None:
             return hit
@@ -147,11 +147,11 @@ class LLMClient:
             raw = await self._send(request)
         except LLMError as error:
             if self.cache is not None:
-                self.cache.put_failed(key, self.provider.name, request, str(error))
+                self.cache.put_failed(key, self.provider.identity, request, str(error))
             raise
         completion = completion_from_raw(request.kind, raw)
         if self.cache is not None:
-            self.cache.put_ok(key, self.provider.name, request, raw, completion.finish_reason)
+            self.cache.put_ok(key, self.provider.identity, request, raw, completion.finish_reason)
         self._count(request, completion)
         return completion
 
@@ -261,7 +261,7 @@ class LLMClient:
         started (polled, not resubmitted), then sent as one new batch, polled every `batch_poll_s` until done.
         Each answer is written to the cache; a line the batch failed is recorded as failed."""
         assert self.cache is not None
-        keys = [request.key(self.provider.name) for request in requests]
+        keys = [request.key(self.provider.identity) for request in requests]
 
         def missing() -> dict[str, Request]:
             return {key: request for key, request in zip(keys, requests)
@@ -269,13 +269,13 @@ class LLMClient:
                     or (retry_failed and (row.status == "failed" or row.finish_reason == "length"))}
 
         wanted = missing()
-        for batch_id, batch_keys in self.cache.running_batches(self.provider.name, self.config.model):
+        for batch_id, batch_keys in self.cache.running_batches(self.provider.identity, self.config.model):
             if wanted.keys() & set(batch_keys):
                 await self._collect_batch(batch_id, batch_keys, requests_by_key=dict(zip(keys, requests)))
         wanted = missing()
         if wanted:
             batch_id = await self._retrying(lambda: self.provider.submit_batch(wanted))  # type: ignore[attr-defined]
-            self.cache.add_batch(batch_id, self.provider.name, self.config.model, list(wanted))
+            self.cache.add_batch(batch_id, self.provider.identity, self.config.model, list(wanted))
             await self._collect_batch(batch_id, list(wanted), requests_by_key=wanted)
         results: list[Completion | LLMError] = []
         for key, request in zip(keys, requests):
@@ -308,7 +308,7 @@ class LLMClient:
                 self._record_batch_line(key, request, line)
         for key in set(batch_keys) - answered:
             if key in requests_by_key:
-                self.cache.put_failed(key, self.provider.name, requests_by_key[key],  # type: ignore[union-attr]
+                self.cache.put_failed(key, self.provider.identity, requests_by_key[key],  # type: ignore[union-attr]
                                       f"{self.where}: batch {batch_id} ended {status} without this request")
         self.cache.finish_batch(batch_id, status)  # type: ignore[union-attr]
 
@@ -322,10 +322,10 @@ class LLMClient:
             check_raw(request.kind, raw)
         except ValueError as error:
             self.usage.failures += 1
-            self.cache.put_failed(key, self.provider.name, request, self._scrub(f"{self.where} batch: {error}"))
+            self.cache.put_failed(key, self.provider.identity, request, self._scrub(f"{self.where} batch: {error}"))
             return
         completion = completion_from_raw(request.kind, raw)
-        self.cache.put_ok(key, self.provider.name, request, raw, completion.finish_reason)
+        self.cache.put_ok(key, self.provider.identity, request, raw, completion.finish_reason)
         self._count(request, completion)
 
     # dry run
@@ -347,7 +347,7 @@ class LLMClient:
     def _estimate(self, requests: list[Request], tokenizer: Any) -> Estimate:
         cached = []
         for request in requests:
-            row = self.cache.get(request.key(self.provider.name)) if self.cache is not None else None
+            row = self.cache.get(request.key(self.provider.identity)) if self.cache is not None else None
             cached.append(row is not None and row.status == "ok")
         count = characters_over_4 if tokenizer is None else _token_counter(tokenizer)
         return estimate(requests, cached, self.config.prices, count)

@@ -55,8 +55,10 @@ class LLMConfig(BaseModel):
     max_tokens: int = Field(1024, ge=1, description="Most tokens to generate per request.")
     seed: int = Field(0, description="Base sampling seed: at temperature > 0, sample i of a prompt is sent with "
                                      "seed + i, where the provider takes a seed.")
-    cache: bool = Field(False, description="Keep every raw response in a persistent SQLite cache, so that a rerun "
-                                           "(or a killed run resumed) sends only what was never answered.")
+    cache: bool | None = Field(None, description="Keep every raw response in a persistent SQLite cache, so that a "
+                                                  "rerun (or a killed run resumed) sends only what was never "
+                                                  "answered. Unset: on in the dataset steps that ask a model "
+                                                  "(annotate, synth), off elsewhere.")
     cache_path: str | None = Field(None, description="The cache file (default: the textbooks cache folder's "
                                                       "llm/responses.sqlite).")
     batch: bool = Field(False, description="Send through the provider's batch API (OpenAI-style /v1/files and "
@@ -72,6 +74,12 @@ class LLMConfig(BaseModel):
     @classmethod
     def _base_url_or_default(cls, value: str | None) -> str:
         return _default_base_url() if value is None else value
+
+
+def cached_unless_set(config: LLMConfig) -> LLMConfig:
+    """`config` with the response cache on, unless the recipe or a flag turned it off: what a step that asks
+    thousands of paid requests wants by default."""
+    return config if config.cache is not None else config.model_copy(update={"cache": True})
 
 
 def is_loopback_url(url: str) -> bool:

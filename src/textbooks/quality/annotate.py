@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from textbooks.errors import EndedEarly
 from textbooks.llm import Completion, LLMClient, LLMConfig, LLMError
 from textbooks.llm.client import resolve_api_key
+from textbooks.llm.config import cached_unless_set
 from textbooks.llm.pricing import cost_usd, price_of
 from textbooks.llm.types import Messages
 from textbooks.pipeline.executors.base import Worker
@@ -85,9 +86,9 @@ class AnnotateConfig(StepConfig):
                                                     "stats.json")
     threshold: float = Field(3.0, ge=SCALE[0], le=SCALE[1], description="the score from which a snippet counts "
                                                                         "as educational (for Cohen's kappa)")
-    retry_failed: bool = Field(False, description="with the LLM cache on (llm.cache), ask again only the requests "
-                                                  "that failed or were cut short last time; answered ones come "
-                                                  "from the cache")
+    retry_failed: bool = Field(False, description="ask again only the requests that failed or were cut short last "
+                                                  "time; answered ones come from the LLM cache (llm.cache, on "
+                                                  "unless set)")
     dry_run: bool = Field(False, description="only estimate the LLM judges' requests, tokens and cost for this "
                                              "sample (answers already cached are not counted), send nothing")
 
@@ -211,9 +212,9 @@ class LLMJudge:
 
 def _refuses_schema(reply: Completion | LLMError) -> bool:
     """Whether a server refused a request for its response_format (HTTP 400/422 naming the field)."""
-    text = str(reply).lower()
-    return isinstance(reply, LLMError) and reply.status in (400, 422) and (
-        "response_format" in text or "json_schema" in text)
+    text = str(reply).lower()  # a refusal recorded in the cache by an earlier run has no status, but its text
+    return isinstance(reply, LLMError) and (reply.status in (400, 422) or "http 400" in text or "http 422" in text) \
+        and ("response_format" in text or "json_schema" in text)
 
 
 def _estimate_line(judge: Judge | AnnotateConfig, texts: list[str], max_chars: int, reasks: int,
@@ -221,8 +222,8 @@ def _estimate_line(judge: Judge | AnnotateConfig, texts: list[str], max_chars: i
     if judge.annotator == "rubric" or judge.llm is None:
         return f"rubric: {len(texts):,} rows, no requests"
     schema = {"response_format": prompts.RESPONSE_FORMAT} if structured else {}
-    estimate = LLMClient(judge.llm).estimate_chat([prompts.messages(text, max_chars) for text in texts],
-                                                  version=prompts.VERSION, **schema)
+    asked = [prompts.messages(text, max_chars) for text in texts]
+    estimate = LLMClient(cached_unless_set(judge.llm)).estimate_chat(asked, version=prompts.VERSION, **schema)
     cost = "no price for this model (set llm.prices)" if estimate.cost_usd is None else \
         f"at most ${estimate.cost_usd:,.2f}"
     return (f"{judge.llm.model}: {estimate.requests:,} requests ({estimate.cached:,} more answered in the cache), "
@@ -234,8 +235,8 @@ def _judge(judge: Judge | AnnotateConfig, config: AnnotateConfig, worker: Worker
     if judge.annotator == "rubric":
         return RubricJudge()
     assert judge.llm is not None  # checked in `check`
-    return LLMJudge(judge.llm, worker.limiter, config.max_chars, config.reasks, config.retry_failed,
-                    config.structured_output)
+    return LLMJudge(cached_unless_set(judge.llm), worker.limiter, config.max_chars, config.reasks,
+                    config.retry_failed, config.structured_output)
 
 
 class AnnotateStage(Stage):

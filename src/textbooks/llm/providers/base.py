@@ -17,13 +17,19 @@ from textbooks.llm.types import ProviderError, Request
 
 
 class Provider(ABC):
-    name: str  # part of every cache key
+    name: str
     takes_seed: bool = True  # whether a request's `seed` is honoured (else it is not sent)
     has_batch_api: bool = False
 
     @abstractmethod
     async def send(self, request: Request) -> dict[str, Any]:
         """The raw response to `request`; raises `ProviderError` for a failed attempt."""
+
+    @property
+    def identity(self) -> str:
+        """Who answers, as part of every cache key: the provider, and for a server its address (two servers
+        that name their models alike do not share answers)."""
+        return self.name
 
     async def aclose(self) -> None:
         """Release what the current event loop holds (connections)."""

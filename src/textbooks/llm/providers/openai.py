@@ -56,6 +56,10 @@ class OpenAIProvider(Provider):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._sdk: openai.AsyncOpenAI | None = None
 
+    @property
+    def identity(self) -> str:
+        return f"{self.name}@{self.config.base_url.rstrip('/')}"
+
     def __repr__(self) -> str:
         return f"OpenAIProvider(base_url={self.config.base_url!r}, model={self.config.model!r})"
 
