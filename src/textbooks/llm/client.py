@@ -22,6 +22,7 @@ key; at temperature > 0 it is sent with `seed = config.seed + i` where the provi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, Literal, TypeVar, cast
@@ -204,18 +205,20 @@ class LLMClient:
 
     # many requests
 
-    async def map_chat(self, list_of_messages: Sequence[Messages], progress: bool = True,
+    async def map_chat(self, list_of_messages: Sequence[Messages], progress: bool | tqdm = True,
                        return_exceptions: bool = False, samples: Sequence[int] | None = None, version: str = "",
                        parse: Parser | None = None, retry_failed: bool = False,
                        **overrides: Any) -> list[Completion | LLMError]:
         """`chat` on each conversation, `concurrency` at a time; results in input order. `samples[i]` is the
         sample index of conversation i (default 0). With `return_exceptions`, a failed request gives its
-        `LLMError` in place of a `Completion`."""
+        `LLMError` in place of a `Completion`. `progress`: a bar of this call (requests/s, tokens/s, spend), or a
+        tqdm bar that several calls share (each adds its requests to the total)."""
         requests = [self.request("chat", messages, sample, version, **overrides)
                     for messages, sample in zip(list_of_messages, samples or [0] * len(list_of_messages))]
         return await self._map(requests, progress, return_exceptions, parse, retry_failed, "chat")
 
-    async def map_complete(self, prompts: Sequence[str], stop: Sequence[str] | None = None, progress: bool = True,
+    async def map_complete(self, prompts: Sequence[str], stop: Sequence[str] | None = None,
+                           progress: bool | tqdm = True,
                            return_exceptions: bool = False, samples: Sequence[int] | None = None, version: str = "",
                            parse: Parser | None = None, retry_failed: bool = False,
                            **overrides: Any) -> list[Completion | LLMError]:
@@ -226,14 +229,20 @@ class LLMClient:
                     for prompt, sample in zip(prompts, samples or [0] * len(prompts))]
         return await self._map(requests, progress, return_exceptions, parse, retry_failed, "complete")
 
-    async def _map(self, requests: list[Request], progress: bool, return_exceptions: bool, parse: Parser | None,
-                   retry_failed: bool, what: str) -> list[Completion | LLMError]:
-        with tqdm(total=len(requests), desc=f"{self.config.model} {what}", unit="req",
-                  disable=None if progress else True) as bar:
-            started = time.perf_counter()
+    async def _map(self, requests: list[Request], progress: bool | tqdm, return_exceptions: bool,
+                   parse: Parser | None, retry_failed: bool, what: str) -> list[Completion | LLMError]:
+        shared = progress if isinstance(progress, tqdm) else None
+        if shared is not None:
+            shared.total = (shared.total or 0) + len(requests)
+            shared.refresh()
+        with contextlib.nullcontext(shared) if shared is not None else tqdm(
+                total=len(requests), desc=f"{self.config.model} {what}", unit="req",
+                disable=None if progress else True) as bar:
+            clock = time.time if shared is not None else time.perf_counter  # tqdm's start_t is wall time
+            started = getattr(shared, "start_t", None) or clock()
 
             def done() -> None:
-                seconds = max(time.perf_counter() - started, 1e-9)
+                seconds = max(clock() - started, 1e-9)
                 tokens = self.usage.prompt_tokens + self.usage.completion_tokens
                 bar.update(1)
                 bar.set_postfix_str(f"{self.usage.requests / seconds:.1f} req/s, {tokens / seconds:.0f} tok/s, "
@@ -364,12 +373,13 @@ class LLMClient:
 
         return asyncio.run(main())
 
-    def chat_many(self, list_of_messages: Sequence[Messages], progress: bool = True,
+    def chat_many(self, list_of_messages: Sequence[Messages], progress: bool | tqdm = True,
                   **options: Any) -> list[Completion]:
         """`map_chat` for callers outside asyncio; the first request that fails raises its `LLMError`."""
         return cast(list[Completion], self.run(self.map_chat(list_of_messages, progress=progress, **options)))
 
-    def complete_many(self, prompts: Sequence[str], stop: Sequence[str] | None = None, progress: bool = True,
+    def complete_many(self, prompts: Sequence[str], stop: Sequence[str] | None = None,
+                      progress: bool | tqdm = True,
                       **options: Any) -> list[Completion]:
         """`map_complete` for callers outside asyncio; the first request that fails raises its `LLMError`."""
         return cast(list[Completion], self.run(self.map_complete(prompts, stop, progress=progress, **options)))

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
+from tqdm.auto import tqdm
 
 from textbooks.errors import EndedEarly
 from textbooks.llm import Completion, LLMClient, LLMConfig, LLMError
@@ -131,6 +132,8 @@ class LLMJudge:
         self.structured = structured  # turned off for the step by the first refusal of response_format
         self._schema_taken = False  # a request by schema has been answered
         self._probe: asyncio.Lock | None = None  # made in the step's loop
+        # one bar for every request of the step (all shards): requests/s, tokens/s and spend
+        self.bar = tqdm(total=0, desc=f"annotate {config.model}", unit="req", dynamic_ncols=True, disable=None)
 
     async def _ask(self, conversations: list[Messages], counts: dict[str, float]) -> list[Completion | LLMError]:
         """The replies, by schema while the server takes it. Until one request by schema has been answered, one
@@ -147,7 +150,7 @@ class LLMJudge:
 
     async def _send(self, conversations: list[Messages], counts: dict[str, float]) -> list[Completion | LLMError]:
         schema = {"response_format": prompts.RESPONSE_FORMAT} if self.structured else {}
-        replies = await self.client.map_chat(conversations, progress=False, return_exceptions=True,
+        replies = await self.client.map_chat(conversations, progress=self.bar, return_exceptions=True,
                                              version=prompts.VERSION,  # a new prompt text: new cache keys
                                              retry_failed=self.retry_failed, **schema)
         refused = [index for index, reply in enumerate(replies) if _refuses_schema(reply)]
@@ -160,6 +163,7 @@ class LLMJudge:
         return replies
 
     async def aclose(self) -> None:
+        self.bar.close()
         await self.client.aclose()
 
     def _count_usage(self, reply: Completion, counts: dict[str, float]) -> None:
