@@ -161,6 +161,12 @@ def test_an_llm_judge_on_a_real_server_reasks_garbage_and_agrees_with_the_rubric
     output_tokens = sum(len(judge_reply(request.body).split()) for request in llm_server.requests)
     assert (counters["prompt_tokens"], counters["completion_tokens"]) == (prompt_tokens, output_tokens)
     assert counters["cost_usd"] == pytest.approx((prompt_tokens * 1.0 + output_tokens * 2.0) / 1e6)
+    from textbooks.report.step import write_report
+
+    write_report(out.parent, out.name, say=lambda line: None)
+    requests = (out.parent / "report.md").read_text().split("#### Requests")[1].split("####")[0]
+    assert f"| {16 + reasked} | 0 | {reasked} | {len(generated)} | 0 | {prompt_tokens:,} | {output_tokens:,} | " \
+           f"{counters['cost_usd']:.4f} |" in requests
     agreement = stats["agreement"]
     assert agreement["rows"] == 16 - len(generated) and agreement["spearman"] > 0.5
     assert all(row["annotator"] == "llm:judge/edu-v1" and row["annotator_compare"] == "rubric-v1"

@@ -52,6 +52,14 @@ def judge_scores(stage: StageRun) -> Section | None:
                   f"concepts (0-5); mean {stats.get('mean_label') or 0:.2f}."),
         Figure("scores", plots.score_bars(stage.name, list(labels), list(labels.values()), unscored),
                "Rows per score; 'none': the judge's answer could not be read, or the request kept failing.")]
+    counters = stats.get("counters", {})
+    if counters.get("requests"):  # an LLM judge: what it was asked and what it cost
+        blocks += [Subheading("Requests"),
+                   Table(["requests", "from the cache", "asked again", "unreadable", "failed", "prompt tokens",
+                          "output tokens", "cost (USD)"],
+                         [[fmt.count(counters.get(name, 0)) for name in (
+                             "requests", "cached", "reasked", "unparseable", "failed_requests", "prompt_tokens",
+                             "completion_tokens")] + [f"{counters.get('cost_usd', 0):.4f}"]], "rrrrrrrr")]
     found = stats.get("agreement")
     if found:
         blocks += [Subheading("Agreement of the two judges"),
