@@ -4,6 +4,7 @@ labels the test writes (the contract of annotate's output: the corpus's columns 
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -226,15 +227,12 @@ def test_bad_input_is_refused_with_one_message_and_exit_2(corpus, pipeline, tmp_
     assert "holds no embeddings" in error
 
 
-def test_sentence_transformers_needs_its_package(corpus, tmp_path: Path, capsys) -> None:
-    try:
-        import sentence_transformers  # noqa: F401
-    except ImportError:
-        error = refused(capsys, ["embed", "--input", str(corpus[0]), "--embedder", "sentence-transformers"],
-                        tmp_path / "st")
-        assert "pip install 'textbooks[embed]'" in error
-    else:
-        pytest.skip("sentence-transformers is installed: the refusal cannot be seen here")
+def test_sentence_transformers_needs_its_package(corpus, tmp_path: Path, capsys,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as where the package is not installed
+    error = refused(capsys, ["embed", "--input", str(corpus[0]), "--embedder", "sentence-transformers"],
+                    tmp_path / "st")
+    assert "pip install 'textbooks[embed]'" in error
 
 
 def test_a_recipe_names_the_labels_and_the_embeddings(tmp_path: Path, corpus) -> None:
