@@ -127,7 +127,10 @@ class Taxonomy:
         try:
             root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as error:
-            raise UserError(f"{source}: not valid YAML ({error}); fix the syntax and run again") from None
+            mark = getattr(error, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+            raise UserError(f"{source}: not valid YAML{where} ({problem}); fix the syntax and run again") from None
         if root is None:
             raise UserError(f"{source}: no topics; write a mapping of topic names whose leaves are lists of topics, "
                             "like the built-in taxonomy.yaml")
