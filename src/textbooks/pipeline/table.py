@@ -39,6 +39,9 @@ ENTRIES = (
           "keep the rows whose score passes a threshold, or the top fraction of them, without scoring again"),
     Entry("dedup", "textbooks.dedup.stage:DedupStage",
           "remove near-duplicates (MinHash LSH on token shingles), keeping the first row of each cluster"),
+    Entry("mine-exercises", "textbooks.synth.mine:MineExercisesStage",
+          "cut exercises (signature + docstring -> body) from a dataset's documented, self-contained functions, "
+          "verified by execution"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",
           "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"),
     Entry("train", "textbooks.train.step:TrainStep",

@@ -1,0 +1,1 @@
+"""Synthetic data: textbooks and exercises (LLM-written or mined from code), and their verification by execution."""
