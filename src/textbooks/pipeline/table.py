@@ -42,6 +42,9 @@ ENTRIES = (
           "audiences and names, kept only when their code runs as stated"),
     Entry("dedup", "textbooks.dedup.stage:DedupStage",
           "remove near-duplicates (MinHash LSH on token shingles), keeping the first row of each cluster"),
+    Entry("mine-exercises", "textbooks.synth.mine:MineExercisesStage",
+          "cut exercises (signature + docstring -> body) from a dataset's documented, self-contained functions, "
+          "verified by execution"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",
           "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"),
     Entry("train", "textbooks.train.step:TrainStep",
