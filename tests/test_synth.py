@@ -52,7 +52,7 @@ def check(candidate):
 EXERCISES = {  # kind of answer: (what it does to a good answer, the drop reason it must get)
     "good": (lambda text: text, None),
     "syntax": (lambda text: text.replace("-> int:", "-> int"), "syntax_error"),
-    "wrong": (lambda text: text.replace("n % 2 == 0", "n % 2 == 1"), "failed_tests"),
+    "wrong": (lambda text: text.replace("n % 2 == 0", "n % 2 == 0 and n > 0"), "failed_tests"),  # its example holds
     "doctest": (lambda text: text.replace("    6\n    \"\"\"", "    7\n    \"\"\""), "failed_doctests"),
     "import": (lambda text: text.replace("    return sum(", "    import os\n    return sum("), "forbidden_import"),
     "no-tests": (lambda text: text.split("```python\ndef check")[0].replace(">>>", "Example:"), "no_tests"),

@@ -110,7 +110,7 @@ def compared(stages: list[StageRun]) -> list[Section]:
     return [Section("Models compared", [
         Paragraph("Each eval step's scores side by side; the solution loss is the model's mean loss on the "
                   "canonical solutions (lower is better)."),
-        Table(["", *[f"{label(stage)} ({model})" for stage, model in zip(evals, models)]], rows,
+        Table(["", *[f"{stage.name} ({model})" for stage, model in zip(evals, models)]], rows,
               "l" + "r" * len(evals))])]
 
 

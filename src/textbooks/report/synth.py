@@ -66,3 +66,24 @@ def generated(stage: StageRun) -> Section | None:
     for reason, samples in (drop_samples(stage.dropped, shown, 1) if shown else {}).items():
         blocks += [Subheading(f"A dropped row: {reason}")] + _example(samples[0], reason)
     return Section("Generated data", blocks)
+
+
+def mined(stage: StageRun) -> Section | None:
+    """A mine-exercises step: how many exercises, of which kind, and one of them as a model will read it."""
+    found = stage.stats.get("exercises")
+    if not found:
+        return None
+    blocks: list[Block] = [Paragraph(
+        f"{fmt.count(found.get('kept'))} exercises ({fmt.count(found.get('functions'))} functions, "
+        f"{fmt.count(found.get('methods'))} methods with their class as context), cut from documented, "
+        f"self-contained functions: the signature and docstring are the prompt, the body the solution. "
+        f"{fmt.count(found.get('with_doctests'))} have docstring examples, which pass with their own body and "
+        f"fail with an empty one.")]
+    shards = data.shard_paths(stage.path)
+    if shards:
+        table = data.read_shard(shards[0], ["id", "text", "doctests"])
+        rows = table.to_pylist()
+        chosen = next((row for row in rows if row["doctests"]), rows[0] if rows else None)
+        if chosen is not None:
+            blocks += [Subheading("An exercise")] + _example(chosen, f"{chosen['doctests']} docstring examples")
+    return Section("Exercises", blocks)

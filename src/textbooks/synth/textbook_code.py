@@ -20,6 +20,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from textbooks.synth.verify import forbidden_import
+
 _FENCE = re.compile(r"^```[ \t]*([\w+-]*)[^\n]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 _OUTPUT_COMMENT = re.compile(r"#\s*[Oo]utput\s*:\s?(.*)$")  # on its own line or after the print it states
 _OUTPUT_INFO = {"output", "text", "console", "stdout"}
@@ -82,28 +84,10 @@ def static_problem(blocks: list[Block], allowed_imports: frozenset[str] | None) 
         except SyntaxError as error:
             return "syntax_error", f"block {number}: {error.msg} (line {error.lineno})"
         if allowed_imports is not None:
-            for module in imported_modules(tree):
-                if module not in allowed_imports:
-                    return "forbidden_import", f"block {number}: imports {module}"
+            module = forbidden_import([tree], allowed_imports)
+            if module is not None:
+                return "forbidden_import", f"block {number}: imports {module}"
     return None
-
-
-def imported_modules(tree: ast.AST) -> list[str]:
-    """The top-level modules `tree` imports, `__import__("x")` and importlib calls included."""
-    found: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [alias.name.split(".")[0] for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            found.append("." if node.level else (node.module or "").split(".")[0])
-        elif isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else \
-                node.func.attr if isinstance(node.func, ast.Attribute) else ""
-            if name in ("__import__", "import_module"):
-                argument = node.args[0] if node.args else None
-                literal = argument.value if isinstance(argument, ast.Constant) else "<dynamic>"
-                found.append(str(literal).split(".")[0] if name == "__import__" else "importlib")
-    return found
 
 
 _RUNNER = '''
