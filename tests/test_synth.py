@@ -5,6 +5,7 @@ answered request again, and bad settings are refused."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -217,6 +218,30 @@ def test_a_killed_synth_resumes_without_asking_an_answered_request_again(tmp_pat
     asked = Counter(request.body["messages"][-1]["content"] for request in llm_server.requests)
     assert len(asked) == 40 and sum(times == 2 for times in asked.values()) == first_run - answered
     assert len(dataset_rows(tmp_path / "out")) == 40
+
+
+def test_seed_snippets_and_several_solutions_per_problem(tmp_path, llm_server) -> None:
+    snippets = [f"def helper_{index}(x):\n    return x * {index}\n" for index in range(5)]
+    corpus = tmp_path / "snippets.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"s{index}", "text": text}) + "\n"
+                              for index, text in enumerate(snippets)))
+    llm_server.reply = lambda body: good_exercise(body["messages"][-1]["content"].split("named `")[1].split("`")[0])
+    out = tmp_path / "out"
+    assert synth("exercises", llm_server, out, "count=6", "--snippets", str(corpus), "--solutions", "2") == 0
+
+    shown = [next(text for text in snippets if text in request.body["messages"][-1]["content"])
+             for request in llm_server.requests]  # every request carries one of the snippets
+    assert len(set(shown)) > 1  # drawn per row, not one for all
+    rows = dataset_rows(out)
+    assert len(rows) == 12 and all(row["_part"] == "kept" for row in rows)  # two solutions for each of 6
+    assert all((row["pass_rate"], row["attempts_made"]) == (1.0, 2) for row in rows)
+    assert sorted(Counter(row["sample_index"] for row in rows).values()) == [2] * 6
+    again = tmp_path / "again"
+    llm_server.requests.clear()
+    assert synth("exercises", llm_server, again, "count=6", "--snippets", str(corpus), "--solutions", "2",
+                 "--no-llm.cache") == 0
+    assert sorted(shown) == sorted(next(text for text in snippets if text in request.body["messages"][-1]["content"])
+                                   for request in llm_server.requests)  # the same draw again from the same seed
 
 
 def refused(capsys, *argv: str) -> str:
