@@ -263,7 +263,7 @@ def test_demo_second_run_does_no_work(demo_run):
     seconds = time.monotonic() - started
     assert again.returncode == 0, again.stderr
     assert seconds < 10
-    for stage in ("ingest", "dedup", "tokenize", "train", "export-hf", "eval"):
+    for stage in ("ingest", "dedup", "tokenize", "train", "export-hf", "eval", "mine-exercises"):
         assert f"{stage}: done earlier" in again.stdout
 
 
@@ -294,6 +294,25 @@ def test_demo_evaluates_its_model(demo_run):
     assert "eval: humaneval: from" in result.stdout
 
 
+def test_demo_finetunes_on_exercises_mined_from_its_corpus_and_compares_the_models(demo_run):
+    out, result = demo_run
+    mined = data.read_stats(out / "mine-exercises")["exercises"]
+    assert mined["kept"] >= 1000 and mined["with_doctests"] > 0
+    assert mined["kept"] == mined["functions"] + mined["methods"]
+    tokens = json.loads((out / "exercises-tokens" / "meta.json").read_text())
+    assert tokens["vocab_size"] == json.loads((out / "tokenize" / "meta.json").read_text())["vocab_size"]
+    finetuned = json.loads((out / "finetune" / "summary.json").read_text())
+    assert finetuned["best_val_loss"] is not None
+    before = json.loads((out / "eval" / "summary.json").read_text())["benchmarks"]
+    after = json.loads((out / "eval-finetune" / "summary.json").read_text())["benchmarks"]
+    assert set(before) == set(after) == {"fresh", "humaneval"}
+    compared = (out / "report.md").read_text().split("### Models compared")[1].split("###")[0]
+    assert "eval (pretrain)" in compared and "eval-finetune (finetune)" in compared
+    for name in ("fresh", "humaneval"):
+        assert f"| {before[name]['solution_loss']:.3f} | {after[name]['solution_loss']:.3f} |" in compared
+    assert "mine-exercises: 1," in result.stdout
+
+
 def test_demo_report_reads_in_a_browser(demo_run):
     """The report's acceptance check, on the page as headless Chromium renders it: a chapter per step with its
     sections, each benchmark's completions with their prompts and verdicts (or the plain statement that every
@@ -309,7 +328,7 @@ def test_demo_report_reads_in_a_browser(demo_run):
         elif tag == "h3":
             chapters[list(chapters)[-1]].append(text)
     assert chapters == {
-        "Overview": ["Steps", "Rows through the stages"],
+        "Overview": ["Steps", "Models compared", "Rows through the stages"],
         "1. ingest": ["Summary", "Drop reasons", "Document lengths"],
         "2. annotate": ["Summary", "Drop reasons", "Document lengths", "Educational value"],
         "3. embed": ["Summary", "Drop reasons"],
@@ -320,10 +339,16 @@ def test_demo_report_reads_in_a_browser(demo_run):
         "8. pretrain (train)": ["Summary", "Training"],
         "9. export-hf": ["Summary", "Export"],
         "10. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+        "11. mine-exercises": ["Summary", "Drop reasons", "Document lengths", "Exercises"],
+        "12. exercises-tokens (tokenize)": ["Summary", "Token data"],
+        "13. finetune (train)": ["Summary", "Training"],
+        "14. eval-finetune (eval)": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
     }
-    steps = ("ingest", "annotate", "embed", "classify", "filter", "dedup", "tokenize", "pretrain", "export-hf", "eval")
+    steps = ("ingest", "annotate", "embed", "classify", "filter", "dedup", "tokenize", "pretrain", "export-hf", "eval",
+             "mine-exercises", "exercises-tokens", "finetune", "eval-finetune")
     with_settings = [step for step in steps if data.read_stats(out / step).get("config")]  # export-hf has none
-    assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) == 9
+    assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) \
+        == 13
     classifier = page.under("4. classify", "Classifier")
     held_out = data.read_stats(out / "classify")["classifier"]["held_out"]
     assert f"{held_out['roc_auc']:.3f}" in classifier and "ROC-AUC" in classifier

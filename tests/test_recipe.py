@@ -26,7 +26,8 @@ def test_demo_recipe_loads(repo_root):
     recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
     steps = {step.name: step for step in recipe.steps}
     assert [step.kind for step in recipe.steps] == ["ingest", "annotate", "embed", "classify", "filter", "dedup",
-                                                    "tokenize", "train", "export-hf", "eval", "report"]
+                                                    "tokenize", "train", "export-hf", "eval", "mine-exercises",
+                                                    "tokenize", "train", "eval", "report"]
     assert steps["annotate"].input == "@ingest" and steps["annotate"].config.annotator == "rubric"
     assert steps["embed"].input == steps["classify"].input == "@ingest"
     assert (steps["classify"].config.labels, steps["classify"].config.embeddings) == ("@annotate", "@embed")
@@ -36,6 +37,10 @@ def test_demo_recipe_loads(repo_root):
                                                                                       "@pretrain"]
     assert steps["pretrain"].config.model == "tiny"
     assert steps["eval"].input == "@pretrain" and steps["eval"].config.bench == ["fresh", "humaneval"]
+    assert [steps[name].input for name in ("mine-exercises", "exercises-tokens", "finetune", "eval-finetune")] == [
+        "@ingest", "@mine-exercises", "@exercises-tokens", "@finetune"]
+    assert steps["exercises-tokens"].config.tokenizer == "@tokenize/tokenizer"
+    assert (steps["finetune"].config.phase, steps["finetune"].config.init) == ("finetune", "@pretrain")
 
 
 def test_every_recipe_of_the_project_loads(repo_root):

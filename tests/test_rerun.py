@@ -1,8 +1,8 @@
 """A recipe run again after a setting changed: the demo's steps, at a size that runs in seconds.
 
 The recipe is recipes/demo.yaml with smaller settings (a slice of the stdlib, a 4-step training, two fresh
-problems) and without its quality steps, so every other kind of step the demo has is in it: dataset stages,
-tokenize, train, export-hf, eval, report.
+problems) and without its quality and finetuning steps, so every other kind of step the demo has is in it:
+dataset stages, tokenize, train, export-hf, eval, report.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ SMALLER = {
     "eval": {"bench": ["fresh"], "limit": 2, "max_new_tokens": 8, "batch_size": 2},
 }
 QUALITY = ("annotate", "embed", "classify", "filter")
+FINETUNING = ("mine-exercises", "exercises-tokens", "finetune", "eval-finetune")  # the same kinds again
 STEP_FOLDERS = ("ingest", "dedup", "tokenize", "pretrain", "export-hf", "eval", "report_files")
 
 
@@ -39,7 +40,8 @@ def small_demo(path: Path, threshold: float = 0.7, max_steps: int = 4, steps: in
     recipe = yaml.safe_load((ROOT / "recipes" / "demo.yaml").read_text())
     # the quality steps (tests/test_quality.py, tests/test_annotate.py; the demo in test_pipeline.py) are left
     # out to keep each run short: dedup then reads ingest's rows
-    recipe["stages"] = [step for step in recipe["stages"] if step["stage"] not in QUALITY][:steps]
+    recipe["stages"] = [step for step in recipe["stages"] if step["stage"] not in QUALITY
+                        and step.get("name", step["stage"]) not in FINETUNING][:steps]
     for step in recipe["stages"]:
         step.update(SMALLER.get(step["stage"], {}))
     recipe["stages"][1]["threshold"] = threshold

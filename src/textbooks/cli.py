@@ -231,6 +231,8 @@ def quiet_when_piped() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if len(argv) > 1 and argv[0] == "synth" and not argv[1].startswith("-"):
+        argv = ["synth", "--kind", *argv[1:]]  # `textbooks synth exercises ...`: the kind as a word
     quiet_when_piped()
     try:
         if argv and argv[0] in STEPS:

@@ -37,8 +37,14 @@ ENTRIES = (
           "fit a classifier on judged rows' embeddings (a random forest, as the paper) and add edu_score to every row"),
     Entry("filter", "textbooks.quality.filter:FilterStage",
           "keep the rows whose score passes a threshold, or the top fraction of them, without scoring again"),
+    Entry("synth", "textbooks.synth.step:SynthStage",
+          "write synthetic textbook sections or HumanEval-form exercises with any LLM, diverse by sampled topics, "
+          "audiences and names, kept only when their code runs as stated"),
     Entry("dedup", "textbooks.dedup.stage:DedupStage",
           "remove near-duplicates (MinHash LSH on token shingles), keeping the first row of each cluster"),
+    Entry("mine-exercises", "textbooks.synth.mine:MineExercisesStage",
+          "cut exercises (signature + docstring -> body) from a dataset's documented, self-contained functions, "
+          "verified by execution"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",
           "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"),
     Entry("train", "textbooks.train.step:TrainStep",

@@ -11,7 +11,7 @@ import numbers
 from typing import Callable
 
 from textbooks.report import fmt, plots
-from textbooks.report.blocks import Figure, Section, Table
+from textbooks.report.blocks import Figure, Paragraph, Section, Table
 from textbooks.report.stages import StageRun
 
 
@@ -89,11 +89,37 @@ def ran_on(stage: StageRun) -> str:
     return ""
 
 
+def _loss_of(scores: dict | None) -> str:
+    value = (scores or {}).get("solution_loss")
+    return f"{value:.3f}" if isinstance(value, numbers.Real) else fmt.UNKNOWN
+
+
+def compared(stages: list[StageRun]) -> list[Section]:
+    """With two or more eval steps (a pretrained and a finetuned model), their scores side by side."""
+    evals = [stage for stage in stages if stage.kind == "eval"]
+    if len(evals) < 2:
+        return []
+    results = [stage.stats.get("summary", {}).get("benchmarks", {}) for stage in evals]
+    names = list(dict.fromkeys(name for benchmarks in results for name in benchmarks))
+    rows = []
+    for name in names:
+        rows.append([f"{name} pass@1"] + [_pass_at_1(benchmarks[name]) if name in benchmarks else fmt.UNKNOWN
+                                          for benchmarks in results])
+        rows.append([f"{name} solution loss"] + [_loss_of(benchmarks.get(name)) for benchmarks in results])
+    models = [fmt.path(str(stage.stats.get("summary", {}).get("model", "")), stage.run_dir) for stage in evals]
+    return [Section("Models compared", [
+        Paragraph("Each eval step's scores side by side; the solution loss is the model's mean loss on the "
+                  "canonical solutions (lower is better)."),
+        Table(["", *[f"{stage.name} ({model})" for stage, model in zip(evals, models)]], rows,
+              "l" + "r" * len(evals))])]
+
+
 def overview(stages: list[StageRun]) -> list[Section]:
     """One row per step, and the funnel of rows through the dataset stages."""
     rows = [[label(stage), RESULTS.get(stage.kind, rows_result)(stage), fmt.seconds(stage.stats.get("seconds")),
              ran_on(stage)] for stage in stages]
     sections = [Section("Steps", [Table(["step", "what it made", "seconds", "ran on"], rows, "llrl")])]
+    sections += compared(stages)
     counted = [stage for stage in stages if "rows_in" in stage.stats and "rows_out" in stage.stats]
     if counted:
         png = plots.funnel([label(stage) for stage in counted], [int(stage.stats["rows_in"]) for stage in counted],

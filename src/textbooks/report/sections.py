@@ -31,6 +31,8 @@ SECTIONS: list[tuple[str | None, str | StageSection]] = [
     ("dedup", "textbooks.report.dedup:near_duplicate_clusters"),
     ("annotate", "textbooks.report.quality:judge_scores"),
     ("classify", "textbooks.report.quality:classifier_measures"),
+    ("synth", "textbooks.report.synth:generated"),
+    ("mine-exercises", "textbooks.report.synth:mined"),
     ("tokenize", "textbooks.report.training:token_data"),
     ("train", "textbooks.report.training:loss_curves"),
     ("export-hf", "textbooks.report.training:exported"),
