@@ -44,6 +44,9 @@ class RunSettings(BaseModel):
                                                         "pool, an event loop, or Ray.")
     workers: int | None = Field(None, ge=1, description="Processes of the pool (default: every core).")
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster (default: start one).")
+    diversity: bool = Field(False, description="Measure the diversity and redundancy of every dataset the recipe "
+                                               "makes (each step's diversity.json; the report sets them side by "
+                                               "side).")
     stages: list[Any] = Field(min_length=1, description="The steps, in order.")
 
 

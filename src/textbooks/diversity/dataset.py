@@ -1,0 +1,111 @@
+"""Every diversity and redundancy measure of one dataset folder, as one dict for stats.json and the report.
+
+    found = measure_dataset(Path("runs/demo/dedup"))                      # text measures and families
+    found = measure_dataset(folder, embeddings=Path("runs/demo/embed"))   # and the spread of its embeddings
+
+Families (`families.py`) need every row's text at once (a few GB for a million rows of code); the other text
+measures stream part by part. A family column already in the dataset (`family_id`, written by the diversity step)
+is read instead of found again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textbooks.diversity import families as family_module
+from textbooks.diversity import measures, spread
+from textbooks.errors import UserError
+from textbooks.store import data
+from textbooks.store.inputs import Part, plan_parts, read_table
+
+FAMILY = "family_id"
+SAMPLER_AXES = ("topic", "audience", "level", "style", "difficulty", "function_name")
+
+
+def _parts(folder: str) -> list[Part]:
+    """A dataset's parts; a step's own output folder is read by its shards before its marker is written."""
+    path = Path(folder)
+    if path.is_dir() and not data.is_complete(path) and data.shard_paths(path):
+        return [Part("shard", str(shard)) for shard in data.shard_paths(path)]
+    return plan_parts(folder)
+
+
+def _columns(folder: str) -> list[str]:
+    parts = _parts(folder)
+    if not parts:
+        raise UserError(f"diversity: {folder} holds no rows")
+    return read_table(parts[0]).schema.names
+
+
+def measure_dataset(folder: str | Path, embeddings: str | Path | None = None, threshold: float = 0.7,
+                    cosine: float = 0.95, ngram: int = 5, seed: int = 0,
+                    family: np.ndarray | None = None) -> dict[str, Any]:
+    """The measures of the dataset in `folder`: families (or `family`, one id per row, when known), redundancy,
+    balance (imported libraries; the sampler's axes where the rows have them) and, with `embeddings`, spread."""
+    folder = str(folder)
+    names = _columns(folder)
+    if "text" not in names:
+        raise UserError(f"diversity: {folder} has no `text` column (it has {', '.join(names[:8])}); measure a "
+                        "dataset of documents, not a side dataset such as embeddings")
+    axes = [name for name in SAMPLER_AXES if name in names]
+    texts: list[str] = []
+    ids: list[str] = []
+    distinct, compressed = measures.DistinctN(), measures.Compression()
+    libraries: Counter[str] = Counter()
+    sampled: dict[str, Counter[str]] = {axis: Counter() for axis in axes}
+    for part in _parts(folder):
+        table = read_table(part, ["id", "text", *axes])
+        chunk = [text or "" for text in table["text"].to_pylist()]
+        texts += chunk
+        ids += [str(row_id) for row_id in table["id"].to_pylist()]
+        distinct.update(chunk)
+        compressed.update(chunk)
+        libraries.update(measures.imported_libraries(chunk))
+        for axis in axes:
+            sampled[axis].update(str(value) for value in table[axis].to_pylist() if value is not None)
+    vectors = vectors_for(embeddings, ids) if embeddings is not None else None
+    signatures = family_module.Signatures.of(texts, ngram=ngram, seed=seed)  # once, for families and greedy dedup
+    if family is None:
+        found = family_module.find_families(texts, threshold=threshold, ngram=ngram, seed=seed, embeddings=vectors,
+                                            cosine=cosine, signatures=signatures)
+        family, edges = found.family, found.edges
+    else:
+        edges = {}
+    summary = family_module.Families(np.asarray(family, np.int64), edges).summary()
+    result: dict[str, Any] = {
+        "rows": len(texts),
+        "families": summary,
+        "redundancy": {
+            "near_duplicate_rate": summary["share_in_families"],
+            "shape_duplicate_rate": _shape_duplicate_rate(texts),
+            "distinct_n": {str(n): value for n, value in distinct.result().items()},
+            "compression_ratio": compressed.result(),
+            "greedy_dedup_removed": family_module.greedy_dedup_removed(texts, ngram=ngram, seed=seed,
+                                                                       signatures=signatures),
+        },
+        "balance": {"libraries": measures.balance(libraries, top=20),
+                    **{axis: measures.balance(counts) for axis, counts in sampled.items()}},
+    }
+    if vectors is not None:
+        result["spread"] = {"vendi_score": spread.vendi_score(vectors), **spread.cluster_entropy(vectors, seed=seed),
+                            "nearest_neighbour_distance": spread.nearest_neighbour_distance(vectors, seed=seed)}
+    return result
+
+
+def _shape_duplicate_rate(texts: list[str]) -> float:
+    """Share of rows whose AST shape another row shares (rows that do not parse count as unique)."""
+    shapes = Counter(shape for shape in map(family_module.ast_shape, texts) if shape is not None)
+    shared = sum(count for count in shapes.values() if count > 1)
+    return shared / len(texts) if texts else 0.0
+
+
+def vectors_for(embeddings: str | Path, ids: list[str]) -> np.ndarray:
+    """The rows' embeddings in row order; refused (it names the embed step to run) when the embeddings are of
+    another dataset."""
+    from textbooks.quality import vectors
+
+    return vectors.lookup(embeddings, ids, "diversity").astype(np.float32)
