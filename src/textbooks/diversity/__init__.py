@@ -1,0 +1,1 @@
+"""Dataset measures: families of variations, redundancy, spread and coverage."""
