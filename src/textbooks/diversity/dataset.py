@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from textbooks.corpus.units import parse_python
 from textbooks.diversity import families as family_module
 from textbooks.diversity import measures, spread
 from textbooks.errors import UserError
@@ -42,10 +43,15 @@ def _columns(folder: str) -> list[str]:
 
 
 def measure_dataset(folder: str | Path, embeddings: str | Path | None = None, threshold: float = 0.7,
-                    cosine: float = 0.95, ngram: int = 5, seed: int = 0,
-                    family: np.ndarray | None = None) -> dict[str, Any]:
-    """The measures of the dataset in `folder`: families (or `family`, one id per row, when known), redundancy,
-    balance (imported libraries; the sampler's axes where the rows have them) and, with `embeddings`, spread."""
+                    cosine: float = 0.95, ngram: int = 5, seed: int = 0) -> dict[str, Any]:
+    """The measures of the dataset in `folder`: families, redundancy, balance (imported libraries; the sampler's
+    axes where the rows have them) and, with `embeddings`, spread."""
+    return measure_with_families(folder, embeddings, threshold, cosine, ngram, seed)[0]
+
+
+def measure_with_families(folder: str | Path, embeddings: str | Path | None = None, threshold: float = 0.7,
+                          cosine: float = 0.95, ngram: int = 5, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+    """`measure_dataset`, and the family of each row in dataset order."""
     folder = str(folder)
     names = _columns(folder)
     if "text" not in names:
@@ -54,6 +60,7 @@ def measure_dataset(folder: str | Path, embeddings: str | Path | None = None, th
     axes = [name for name in SAMPLER_AXES if name in names]
     texts: list[str] = []
     ids: list[str] = []
+    shapes: list[tuple[str, int] | None] = []
     distinct, compressed = measures.DistinctN(), measures.Compression()
     libraries: Counter[str] = Counter()
     sampled: dict[str, Counter[str]] = {axis: Counter() for axis in axes}
@@ -64,24 +71,24 @@ def measure_dataset(folder: str | Path, embeddings: str | Path | None = None, th
         ids += [str(row_id) for row_id in table["id"].to_pylist()]
         distinct.update(chunk)
         compressed.update(chunk)
-        libraries.update(measures.imported_libraries(chunk))
+        trees = [parse_python(text) for text in chunk]  # once a row: its shape and its imports
+        shapes += [family_module.tree_shape(tree) if tree is not None else None for tree in trees]
+        for text, tree in zip(chunk, trees):
+            libraries.update(measures.tree_imports(tree) if tree is not None
+                             else measures.imported_libraries([text]))
         for axis in axes:
             sampled[axis].update(str(value) for value in table[axis].to_pylist() if value is not None)
     vectors = vectors_for(embeddings, ids) if embeddings is not None else None
     signatures = family_module.Signatures.of(texts, ngram=ngram, seed=seed)  # once, for families and greedy dedup
-    if family is None:
-        found = family_module.find_families(texts, threshold=threshold, ngram=ngram, seed=seed, embeddings=vectors,
-                                            cosine=cosine, signatures=signatures)
-        family, edges = found.family, found.edges
-    else:
-        edges = {}
-    summary = family_module.Families(np.asarray(family, np.int64), edges).summary()
+    found = family_module.find_families(texts, threshold=threshold, ngram=ngram, seed=seed, embeddings=vectors,
+                                        cosine=cosine, signatures=signatures, shapes=shapes)
+    summary = found.summary()
     result: dict[str, Any] = {
         "rows": len(texts),
         "families": summary,
         "redundancy": {
             "near_duplicate_rate": summary["share_in_families"],
-            "shape_duplicate_rate": _shape_duplicate_rate(texts),
+            "shape_duplicate_rate": _shape_duplicate_rate(shapes),
             "distinct_n": {str(n): value for n, value in distinct.result().items()},
             "compression_ratio": compressed.result(),
             "greedy_dedup_removed": family_module.greedy_dedup_removed(texts, ngram=ngram, seed=seed,
@@ -93,14 +100,15 @@ def measure_dataset(folder: str | Path, embeddings: str | Path | None = None, th
     if vectors is not None:
         result["spread"] = {"vendi_score": spread.vendi_score(vectors), **spread.cluster_entropy(vectors, seed=seed),
                             "nearest_neighbour_distance": spread.nearest_neighbour_distance(vectors, seed=seed)}
-    return result
+    return result, found.family
 
 
-def _shape_duplicate_rate(texts: list[str]) -> float:
-    """Share of rows whose AST shape another row shares (rows that do not parse count as unique)."""
-    shapes = Counter(shape for shape in map(family_module.ast_shape, texts) if shape is not None)
-    shared = sum(count for count in shapes.values() if count > 1)
-    return shared / len(texts) if texts else 0.0
+def _shape_duplicate_rate(shapes: list[tuple[str, int] | None]) -> float:
+    """Share of rows whose AST shape another row shares; rows that do not parse, and trees too small for a shape
+    to mean anything (`families.MIN_SHAPE_NODES`), count as unique."""
+    counts = Counter(shape[0] for shape in shapes if shape is not None and shape[1] >= family_module.MIN_SHAPE_NODES)
+    shared = sum(count for count in counts.values() if count > 1)
+    return shared / len(shapes) if shapes else 0.0
 
 
 def vectors_for(embeddings: str | Path, ids: list[str]) -> np.ndarray:

@@ -44,6 +44,7 @@ from textbooks.dedup.shingles import shingle_sets, token_hashes
 from textbooks.dedup.tokens import code_tokens
 
 KINDS = ("exact", "near", "shape", "embedding")
+MIN_SHAPE_NODES = 20  # smaller trees get no shape edges (see find_families)
 SIZE_BUCKETS = (("1", 1), ("2", 2), ("3-4", 4), ("5-8", 8), ("9-16", 16), ("17-32", 32), ("33-64", 64))
 LARGEST_BUCKET = "65+"
 # A cosine block of this many similarities at most (float32: 64 MiB) is in memory at once.
@@ -70,8 +71,11 @@ def ast_shape(text: str) -> str | None:
 def _shape_and_size(text: str) -> tuple[str, int] | None:
     """`ast_shape` of `text` and the number of nodes of its tree (docstrings left out)."""
     tree = parse_python(text)
-    if tree is None:
-        return None
+    return None if tree is None else tree_shape(tree)
+
+
+def tree_shape(tree: ast.AST) -> tuple[str, int] | None:
+    """`ast_shape` of a parsed tree and its number of nodes (for a caller that parses each row once)."""
     nodes = [0]
     try:
         canonical = _canonical(tree, nodes)
@@ -188,14 +192,16 @@ def _first_copies(texts: Sequence[str]) -> np.ndarray:
 
 def find_families(texts: Sequence[str], threshold: float = 0.7, ngram: int = 5, num_perm: int = 128, seed: int = 1,
                   embeddings: np.ndarray | None = None, cosine: float = 0.95, kinds: Sequence[str] = KINDS,
-                  signatures: Signatures | None = None, min_shape_nodes: int = 20) -> Families:
+                  signatures: Signatures | None = None, min_shape_nodes: int = MIN_SHAPE_NODES,
+                  shapes: Sequence[tuple[str, int] | None] | None = None) -> Families:
     """The connected components of the duplicate graph over the rows: edges between exact duplicates
     (normalized_hash), near-duplicates (MinHash LSH at Jaccard `threshold` on `ngram`-token shingles of the
     code tokens with local names canonicalised, as dedup does, Jaccard-checked), equal AST shapes of trees
     with at least `min_shape_nodes` nodes, and, when embeddings are given, pairs of rows whose cosine
     similarity is >= `cosine` (in blocks: no n x n matrix in memory). Union-find over all edges.
 
-    `signatures` (from `Signatures.of(texts, ngram, num_perm, seed)`) saves computing them again. Tiny trees
+    `signatures` (from `Signatures.of(texts, ngram, num_perm, seed)`) and `shapes` (`tree_shape` of each row's
+    tree, None where it does not parse) save computing them again. Tiny trees
     get no shape edges: `def f(ch): return ch in SPACES` and `def g(name): return name in REGISTRY` have one
     shape, and are no variations of one exercise.
     """
@@ -212,7 +218,7 @@ def find_families(texts: Sequence[str], threshold: float = 0.7, ngram: int = 5, 
         shape = minhash.optimal_shape(threshold, num_perm)
         roots = joined["near"] = lsh.near_duplicate_roots(roots, made.minhash, *shape, similar)
     if "shape" in kinds:
-        roots = joined["shape"] = _shape_roots(roots, texts, min_shape_nodes)
+        roots = joined["shape"] = _shape_roots(roots, texts, min_shape_nodes, shapes)
     if "embedding" in kinds and embeddings is not None:
         roots = joined["embedding"] = _embedding_roots(roots, embeddings, cosine)
     return Families(np.unique(roots, return_inverse=True)[1].astype(np.int64).reshape(-1), _merges(joined, kinds))
@@ -251,12 +257,13 @@ def _signatures_for(texts: Sequence[str], signatures: Signatures | None, ngram: 
     return signatures
 
 
-def _shape_roots(roots: np.ndarray, texts: Sequence[str], min_nodes: int) -> np.ndarray:
+def _shape_roots(roots: np.ndarray, texts: Sequence[str], min_nodes: int,
+                 shapes: Sequence[tuple[str, int] | None] | None) -> np.ndarray:
     """`roots` with every row joined to the first row of the same AST shape."""
     first: dict[str, int] = {}
     rows = np.arange(len(texts), dtype=np.int64)
     for row, text in enumerate(texts):
-        shaped = _shape_and_size(text)
+        shaped = shapes[row] if shapes is not None else _shape_and_size(text)
         if shaped is not None and shaped[1] >= min_nodes:
             rows[row] = first.setdefault(shaped[0], row)
     return lsh.cluster_roots(roots, _pairs_to_first(rows))

@@ -193,15 +193,23 @@ def imported_libraries(texts: Iterable[str]) -> Counter[str]:
 
 def _row_imports(text: str) -> set[str]:
     tree = parse_python(text)
-    if tree is None:
-        return _line_imports(text)
+    return _line_imports(text) if tree is None else tree_imports(tree)
+
+
+def tree_imports(tree: ast.AST) -> set[str]:
+    """The top-level modules a parsed tree imports (relative imports and `__future__` left out). Only statements
+    are visited (an import is one), not the expressions that are most of a tree's nodes."""
     modules = set()
-    for node in ast.walk(tree):
+    statements = list(getattr(tree, "body", []))
+    while statements:
+        node = statements.pop()
         if isinstance(node, ast.Import):
             modules.update(alias.name.partition(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             modules.add(node.module.partition(".")[0])
-    return modules
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            statements.extend(child for child in getattr(node, field, ()) if isinstance(child, ast.AST))
+    return modules - {"__future__"}
 
 
 def _line_imports(text: str) -> set[str]:

@@ -25,11 +25,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field
 
-from textbooks.diversity import families
-from textbooks.diversity.dataset import FAMILY, measure_dataset, vectors_for
+from textbooks.diversity.dataset import FAMILY, measure_dataset, measure_with_families
 from textbooks.errors import UserError
 from textbooks.pipeline.refs import DatasetInput
-from textbooks.pipeline.stage import ShardResult, Stage, WorkShard, run_stage
+from textbooks.pipeline.stage import ShardResult, Stage, run_stage
 from textbooks.pipeline.step import Context, StepConfig
 from textbooks.store import data
 from textbooks.store.atomic import read_json, write_json
@@ -57,48 +56,38 @@ class Slice:
 class DiversityStage(Stage):
     name = "diversity"
     Config = DiversityConfig
-    has_reduce = True
     config: DiversityConfig
+    measured: dict | None = None  # the input's measures, made by `plan` in the driver
 
-    def plan(self) -> list[Part]:
-        return plan_parts(self.input)  # reading a part checks it has id, text and source
+    def _settings(self) -> dict:
+        return {"threshold": self.config.threshold, "cosine": self.config.cosine, "ngram": self.config.ngram,
+                "seed": self.config.seed}
 
-    def map(self, task: Part) -> ShardResult:
-        return ShardResult(kept=read_table(task, ["id", "text"]))
+    def plan(self) -> list[Slice]:
+        """Every measure of the input, families included, at once (families need all rows together); then one
+        task per part, which adds the part's `family_id` column."""
+        parts = plan_parts(self.input)
+        self.measured, family = measure_with_families(self.input, self.config.embeddings, **self._settings())
+        sizes = [read_table(part, ["id"]).num_rows for part in parts]
+        bounds = np.cumsum([0, *sizes]).tolist()
+        return [Slice(part, family[start:end]) for part, start, end in zip(parts, bounds[:-1], bounds[1:])]
 
-    def reduce(self, shards: list[WorkShard]) -> list[Slice]:
-        tables = [shard.read("kept") for shard in shards]
-        texts = [text or "" for table in tables for text in table["text"].to_pylist()]
-        vectors = None
-        if self.config.embeddings is not None:
-            ids = [str(row_id) for table in tables for row_id in table["id"].to_pylist()]
-            vectors = vectors_for(self.config.embeddings, ids)
-        found = families.find_families(texts, threshold=self.config.threshold, ngram=self.config.ngram,
-                                       seed=self.config.seed, embeddings=vectors, cosine=self.config.cosine)
-        bounds = np.cumsum([0] + [table.num_rows for table in tables]).tolist()
-        return [Slice(part, found.family[start:end]) for part, start, end in zip(self.plan(), bounds[:-1], bounds[1:])]
-
-    def apply(self, shard: WorkShard, state: Slice) -> ShardResult:
-        table = read_table(state.part)
-        if table.num_rows != len(state.family):
-            raise UserError(f"{state.part.path}: has {table.num_rows} rows now, {len(state.family)} when the stage "
+    def map(self, task: Slice) -> ShardResult:
+        table = read_table(task.part)
+        if table.num_rows != len(task.family):
+            raise UserError(f"{task.part.path}: has {table.num_rows} rows now, {len(task.family)} when the stage "
                             "began; it changed during the run, so run the stage again")
         if FAMILY in table.column_names:
             table = table.drop_columns([FAMILY])
-        return ShardResult(kept=table.append_column(FAMILY, pa.array(state.family, pa.int64())))
+        return ShardResult(kept=table.append_column(FAMILY, pa.array(task.family, pa.int64())))
 
     def run(self, ctx: Context) -> dict:
         stats = run_stage(self, ctx)
-        family = np.concatenate([data.read_shard(path, [FAMILY])[FAMILY].to_numpy()
-                                 for path in data.shard_paths(ctx.out)]) if data.shard_paths(ctx.out) else None
-        settings = {"threshold": self.config.threshold, "cosine": self.config.cosine, "ngram": self.config.ngram,
-                    "seed": self.config.seed}
-        stats["diversity"] = measure_dataset(ctx.out, self.config.embeddings, family=family, **settings)
-        ctx.say(summary_line(self.name, str(self.input), stats["diversity"]))
-        compared = {}
-        for other in self.config.compare:
-            compared[other] = measure_dataset(other, **settings)
-            ctx.say(summary_line(self.name, other, compared[other]))
+        stats["diversity"] = self.measured
+        ctx.say(summary_line(self.name, str(self.input), self.measured))
+        compared = {other: measure_dataset(other, **self._settings()) for other in self.config.compare}
+        for other, found in compared.items():
+            ctx.say(summary_line(self.name, other, found))
         if compared:
             stats["compared"] = compared
         return stats
