@@ -24,6 +24,7 @@ from textbooks.store import data
 from textbooks.store.inputs import Part, plan_parts, read_table
 
 FAMILY = "family_id"
+EXAMPLE_CHARS = 600  # of each example row of a large family
 SAMPLER_AXES = ("topic", "audience", "level", "style", "difficulty", "function_name")
 
 
@@ -83,6 +84,7 @@ def measure_with_families(folder: str | Path, embeddings: str | Path | None = No
     found = family_module.find_families(texts, threshold=threshold, ngram=ngram, seed=seed, embeddings=vectors,
                                         cosine=cosine, signatures=signatures, shapes=shapes)
     summary = found.summary()
+    summary["examples"] = _examples(found, summary["largest"][:3], ids, texts)
     result: dict[str, Any] = {
         "rows": len(texts),
         "families": summary,
@@ -101,6 +103,19 @@ def measure_with_families(folder: str | Path, embeddings: str | Path | None = No
         result["spread"] = {"vendi_score": spread.vendi_score(vectors), **spread.cluster_entropy(vectors, seed=seed),
                             "nearest_neighbour_distance": spread.nearest_neighbour_distance(vectors, seed=seed)}
     return result, found.family
+
+
+def _examples(found: family_module.Families, largest: list[list[int]], ids: list[str],
+              texts: list[str]) -> list[dict]:
+    """The first rows of the largest families (more than one row): what their variations look like."""
+    shown = []
+    for family, size in largest:
+        if size < 2:
+            break
+        rows = np.flatnonzero(found.family == family)[:2].tolist()
+        shown.append({"family": family, "size": size, "ids": [ids[row] for row in rows],
+                      "texts": [texts[row][:EXAMPLE_CHARS] for row in rows]})
+    return shown
 
 
 def _shape_duplicate_rate(shapes: list[tuple[str, int] | None]) -> float:

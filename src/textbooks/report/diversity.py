@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from textbooks.report import fmt
-from textbooks.report.blocks import Block, Figure, Paragraph, Section, Subheading, Table
+from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
 from textbooks.report.plots import KEPT, _figure, _png
 from textbooks.report.stages import StageRun
 from textbooks.store.atomic import read_json
@@ -40,6 +40,37 @@ def family_sizes(stage: str, histogram: list[list]) -> bytes:
     axes.set_ylabel("families")
     axes.set_ylim(0, max([*counts, 1]) * 1.18)
     axes.set_title(f"{stage}: families by size")
+    return _png(figure)
+
+
+def library_bars(stage: str, top: list[list]) -> bytes:
+    """Rows importing each of the most imported libraries (the paper's figure 3.1)."""
+    names, counts = [str(name) for name, _ in top][::-1], [int(count) for _, count in top][::-1]
+    figure = _figure(0.9 + 0.25 * len(names))
+    axes = figure.add_subplot()
+    axes.barh(np.arange(len(names)), counts, color=KEPT)
+    axes.set_yticks(np.arange(len(names)), names)
+    axes.set_xlabel("rows importing it")
+    axes.set_title(f"{stage}: imported libraries")
+    return _png(figure)
+
+
+def measures_by_stage(names: list[str], found: list[dict]) -> bytes:
+    """The shares that fall when redundancy is removed, one line per measure across the measured stages."""
+    figure = _figure(3.0)
+    axes = figure.add_subplot()
+    lines = (("rows with a variation", lambda m: m["redundancy"]["near_duplicate_rate"]),
+             ("AST-shape duplicates", lambda m: m["redundancy"]["shape_duplicate_rate"]),
+             ("distinct 4-grams", lambda m: m["redundancy"]["distinct_n"].get("4", 0.0)),
+             ("removed by dedup at 0.7", lambda m: m["redundancy"]["greedy_dedup_removed"].get("0.7", 0.0)))
+    positions = np.arange(len(names))
+    for label, value in lines:
+        axes.plot(positions, [value(measures) for measures in found], marker="o", label=label)
+    axes.set_xticks(positions, names, rotation=20, ha="right")
+    axes.set_ylim(0, 1.02)
+    axes.set_ylabel("share")
+    axes.legend(fontsize=8, frameon=False)
+    axes.set_title("redundancy through the stages")
     return _png(figure)
 
 
@@ -82,14 +113,18 @@ def section(stage: StageRun) -> Section | None:
         Figure("families", family_sizes(stage.name, families["size_histogram"]),
                "Families per size: a family of one is a row with no variation in the dataset."),
         Subheading("Measures"), side_by_side([stage.name], [found])]
+    for example in families.get("examples", []):
+        blocks += [Subheading(f"A family of {fmt.count(example['size'])} rows"),
+                   Paragraph("Its first two rows: " + ", ".join(example["ids"]))]
+        blocks += [Preformatted(text) for text in example["texts"]]
     libraries = found["balance"]["libraries"]
     if libraries.get("top"):
         blocks += [Subheading("Imported libraries"),
                    Paragraph(f"{fmt.count(libraries['distinct'])} libraries; normalized entropy "
                              f"{_number(libraries.get('normalized_entropy'))}, the largest "
                              f"{_percent(libraries.get('largest_share'))} of imports."),
-                   Table(["library", "rows importing it"], [[name, fmt.count(count)]
-                                                            for name, count in libraries["top"]], "lr")]
+                   Figure("libraries", library_bars(stage.name, libraries["top"]),
+                          "Rows importing each of the most imported libraries.")]
     compared = stage.stats.get("compared") if "diversity" in stage.stats else None
     if compared:
         names = [stage.name] + [stage.shown(path) for path in compared]
@@ -105,4 +140,6 @@ def through_the_stages(stages: list[StageRun]) -> list[Section]:
     return [Section("Diversity through the stages", [
         Paragraph("Each measured dataset's redundancy, side by side: a stage that removes redundancy lowers the "
                   "share of rows with a variation and the compression ratio, and raises distinct n-grams."),
-        side_by_side([name for name, _ in found], [measures for _, measures in found])])]
+        side_by_side([name for name, _ in found], [measures for _, measures in found]),
+        Figure("diversity-stages", measures_by_stage([name for name, _ in found], [m for _, m in found]),
+               "Redundancy measures of each measured dataset, in the order the steps ran.")])]
