@@ -203,6 +203,7 @@ def test_demo_ingest_and_dedup_are_the_same_on_ray(demo_run, tmp_path):
     stages = {step["stage"]: step for step in recipe["stages"]}
     # ingest as the demo has it, and dedup of the demo's own filtered rows
     recipe["stages"] = [stages["ingest"], {**stages["dedup"], "input": str(out / "filter")}]
+    recipe.pop("diversity", None)  # measured in the demo run itself
     (tmp_path / "demo-on-ray.yaml").write_text(yaml.safe_dump(recipe))
     on_ray = textbooks("run", str(tmp_path / "demo-on-ray.yaml"), "--out", str(tmp_path / "ray"), "--engine", "ray")
     assert on_ray.returncode == 0, on_ray.stderr
@@ -313,6 +314,21 @@ def test_demo_finetunes_on_exercises_mined_from_its_corpus_and_compares_the_mode
     assert "mine-exercises: 1," in result.stdout
 
 
+def test_demo_measures_the_diversity_of_its_datasets(demo_run):
+    out, result = demo_run
+    found = {step: json.loads((out / step / "diversity.json").read_text())
+             for step in ("ingest", "filter", "dedup", "mine-exercises")}
+    for step, measures in found.items():
+        assert measures["rows"] == data.read_stats(out / step)["rows_out"]
+        assert 0 < measures["families"]["families"] <= measures["rows"]
+        assert f"diversity: {step}: {measures['rows']:,} rows in" in result.stdout
+    # dedup removed near-duplicates: fewer rows have a variation after it than before
+    assert found["dedup"]["redundancy"]["near_duplicate_rate"] < found["filter"]["redundancy"]["near_duplicate_rate"]
+    assert not (out / "annotate" / "diversity.json").exists()  # only the steps the recipe names
+    stages = (out / "report.md").read_text().split("### Diversity through the stages")[1].split("###")[0]
+    assert all(f" {step} " in stages for step in found)
+
+
 def test_demo_report_reads_in_a_browser(demo_run):
     """The report's acceptance check, on the page as headless Chromium renders it: a chapter per step with its
     sections, each benchmark's completions with their prompts and verdicts (or the plain statement that every
@@ -328,18 +344,18 @@ def test_demo_report_reads_in_a_browser(demo_run):
         elif tag == "h3":
             chapters[list(chapters)[-1]].append(text)
     assert chapters == {
-        "Overview": ["Steps", "Models compared", "Rows through the stages"],
-        "1. ingest": ["Summary", "Drop reasons", "Document lengths"],
+        "Overview": ["Steps", "Models compared", "Diversity through the stages", "Rows through the stages"],
+        "1. ingest": ["Summary", "Drop reasons", "Document lengths", "Diversity"],
         "2. annotate": ["Summary", "Drop reasons", "Document lengths", "Educational value"],
         "3. embed": ["Summary", "Drop reasons"],
         "4. classify": ["Summary", "Drop reasons", "Document lengths", "Classifier"],
-        "5. filter": ["Summary", "Drop reasons", "Document lengths"],
-        "6. dedup": ["Summary", "Drop reasons", "Document lengths", "Near-duplicate clusters"],
+        "5. filter": ["Summary", "Drop reasons", "Document lengths", "Diversity"],
+        "6. dedup": ["Summary", "Drop reasons", "Document lengths", "Near-duplicate clusters", "Diversity"],
         "7. tokenize": ["Summary", "Token data"],
         "8. pretrain (train)": ["Summary", "Training"],
         "9. export-hf": ["Summary", "Export"],
         "10. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
-        "11. mine-exercises": ["Summary", "Drop reasons", "Document lengths", "Exercises"],
+        "11. mine-exercises": ["Summary", "Drop reasons", "Document lengths", "Exercises", "Diversity"],
         "12. exercises-tokens (tokenize)": ["Summary", "Token data"],
         "13. finetune (train)": ["Summary", "Training"],
         "14. eval-finetune (eval)": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],

@@ -64,7 +64,12 @@ def test_unknown_stage_key(tmp_path):
 def test_unknown_top_level_key(tmp_path):
     message = error_of(tmp_path, "engin: ray\nstages:\n  - stage: ingest\n")
     assert message == (f"{tmp_path / 'recipe.yaml'}:1: unknown key 'engin'; "
-                       "expected one of: engine, ray_address, stages, workers")
+                       "expected one of: diversity, engine, ray_address, stages, workers")
+
+
+def test_diversity_names_steps_of_the_recipe(tmp_path):
+    message = error_of(tmp_path, "diversity: [ingest, dedupe]\nstages:\n  - stage: ingest\n  - stage: dedup\n")
+    assert "diversity names 'dedupe', which is no step of this recipe" in message and "ingest, dedup" in message
 
 
 def test_unknown_stage(tmp_path):

@@ -40,6 +40,7 @@ def small_demo(path: Path, threshold: float = 0.7, max_steps: int = 4, steps: in
     recipe = yaml.safe_load((ROOT / "recipes" / "demo.yaml").read_text())
     # the quality steps (tests/test_quality.py, tests/test_annotate.py; the demo in test_pipeline.py) are left
     # out to keep each run short: dedup then reads ingest's rows
+    recipe.pop("diversity", None)  # tests/test_diversity.py; the demo in test_pipeline.py
     recipe["stages"] = [step for step in recipe["stages"] if step["stage"] not in QUALITY
                         and step.get("name", step["stage"]) not in FINETUNING][:steps]
     for step in recipe["stages"]:

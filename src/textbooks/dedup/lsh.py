@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from textbooks.dedup.minhash import MAX_HASH
 from textbooks.dedup.shingles import mix64
 
 
@@ -43,6 +44,18 @@ def candidate_pairs(keys: np.ndarray) -> np.ndarray:
         found.append(order[:-1][same].astype(np.int64) * count + order[1:][same])
     codes = np.unique(np.concatenate(found)) if found else np.zeros(0, dtype=np.int64)
     return np.stack([codes // max(count, 1), codes % max(count, 1)], axis=1)
+
+
+def near_duplicate_roots(parents: np.ndarray, signatures: np.ndarray, bands: int, rows: int,
+                         similar: Callable[[int, int], bool] | None = None) -> np.ndarray:
+    """The root of every row after joining the LSH candidate pairs (that `similar` accepts) to `parents`.
+
+    Only rows that are their own parent in `parents` (e.g. the first of exact copies) and have shingles enter
+    the index: an empty set's signature is all `MAX_HASH`, and two empty sets are no evidence of anything.
+    """
+    candidates = np.flatnonzero((parents == np.arange(len(parents))) & (signatures != MAX_HASH).any(axis=1))
+    pairs = candidates[candidate_pairs(band_keys(signatures[candidates], bands, rows))]
+    return cluster_roots(parents, pairs, similar)
 
 
 def cluster_roots(parents: np.ndarray, pairs: np.ndarray,

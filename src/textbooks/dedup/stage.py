@@ -110,13 +110,8 @@ class DedupStage(Stage):
                             enumerate(table["exact"].to_pylist())], dtype=np.int64)
         signature = table["signature"].combine_chunks().flatten().to_numpy()
         matrix = signature.reshape(table.num_rows, self.config.num_perm)
-        # LSH sees each text once (exact copies are joined already) and only texts with shingles: an empty
-        # set's signature is all MAX_HASH, and two empty sets are no evidence of anything.
-        has_shingles = (matrix != minhash.MAX_HASH).any(axis=1)
-        candidates = np.flatnonzero((parents == np.arange(table.num_rows)) & has_shingles)
-        keys = lsh.band_keys(matrix[candidates], *self.config.lsh_shape())
-        pairs = candidates[lsh.candidate_pairs(keys)]
-        return lsh.cluster_roots(parents, pairs, self._similar(table))
+        # LSH sees each text once: exact copies are joined already.
+        return lsh.near_duplicate_roots(parents, matrix, *self.config.lsh_shape(), self._similar(table))
 
     def _similar(self, table: pa.Table) -> Callable[[int, int], bool] | None:
         if not self.config.verify:

@@ -44,6 +44,10 @@ class RunSettings(BaseModel):
                                                         "pool, an event loop, or Ray.")
     workers: int | None = Field(None, ge=1, description="Processes of the pool (default: every core).")
     ray_address: str | None = Field(None, description="Address of an existing Ray cluster (default: start one).")
+    diversity: bool | list[str] = Field(False, description="Measure the diversity and redundancy of every "
+                                                           "dataset the recipe makes (true), or of the steps "
+                                                           "named (a list): each one's diversity.json, set side "
+                                                           "by side in the report.")
     stages: list[Any] = Field(min_length=1, description="The steps, in order.")
 
 
@@ -125,6 +129,12 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe = Recipe(path, settings)
     for index, entry in enumerate(settings.stages):
         recipe.steps.append(_load_step(path, root, index, entry, recipe.steps))
+    if isinstance(settings.diversity, list):
+        names = [step.name for step in recipe.steps]
+        unknown = [name for name in settings.diversity if name not in names]
+        if unknown:
+            raise UserError(f"{path}: diversity names {', '.join(map(repr, unknown))}, which is no step of this "
+                            f"recipe; name steps among: {', '.join(names)} (or write `diversity: true`)")
     return recipe
 
 

@@ -197,6 +197,11 @@ def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
                 executor = executors.get(key) or executors.setdefault(key, make_executor(chosen))
             folder = out / (cls.folder or entry.name)
             outcomes.append(run_step(step, folder, say=say, executor=executor, run_folder=out))
+            if cls.makes == "dataset" and (settings.diversity is True or (
+                    isinstance(settings.diversity, list) and entry.name in settings.diversity)):
+                from textbooks.diversity.step import measure_step
+
+                measure_step(folder, say)
     finally:
         for executor in executors.values():
             executor.close()

@@ -45,6 +45,9 @@ ENTRIES = (
     Entry("mine-exercises", "textbooks.synth.mine:MineExercisesStage",
           "cut exercises (signature + docstring -> body) from a dataset's documented, self-contained functions, "
           "verified by execution"),
+    Entry("diversity", "textbooks.diversity.step:DiversityStage",
+          "measure how many variations of each row a dataset holds (families), its redundancy and spread; adds "
+          "family_id"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",
           "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"),
     Entry("train", "textbooks.train.step:TrainStep",

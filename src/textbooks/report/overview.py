@@ -12,6 +12,7 @@ from typing import Callable
 
 from textbooks.report import fmt, plots
 from textbooks.report.blocks import Figure, Paragraph, Section, Table
+from textbooks.report.diversity import through_the_stages
 from textbooks.report.stages import StageRun
 
 
@@ -120,6 +121,7 @@ def overview(stages: list[StageRun]) -> list[Section]:
              ran_on(stage)] for stage in stages]
     sections = [Section("Steps", [Table(["step", "what it made", "seconds", "ran on"], rows, "llrl")])]
     sections += compared(stages)
+    sections += through_the_stages(stages)
     counted = [stage for stage in stages if "rows_in" in stage.stats and "rows_out" in stage.stats]
     if counted:
         png = plots.funnel([label(stage) for stage in counted], [int(stage.stats["rows_in"]) for stage in counted],

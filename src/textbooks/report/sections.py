@@ -37,6 +37,7 @@ SECTIONS: list[tuple[str | None, str | StageSection]] = [
     ("train", "textbooks.report.training:loss_curves"),
     ("export-hf", "textbooks.report.training:exported"),
     ("eval", "textbooks.report.evaluation:scores"),
+    (None, "textbooks.report.diversity:section"),
 ]
 
 
