@@ -289,6 +289,26 @@ def _multipart_file(content_type: str, data: bytes) -> bytes:
     raise ValueError("no file part in the upload")
 
 
+def kill_after(server: FakeLLMServer, argv: list[str], requests: int, timeout_s: float = 120) -> int:
+    """Run `textbooks ARGV` in a child process, SIGKILL it once `server` has had `requests` requests, and return
+    how many it had by then (a killed run, for resume tests)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "import sys; from textbooks.cli import main; sys.exit(main(sys.argv[1:]))"]
+    run = subprocess.Popen([*command, *argv], env=dict(os.environ), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while len(server.requests) < requests and time.monotonic() < deadline and run.poll() is None:
+        time.sleep(0.005)
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    assert run.returncode == -signal.SIGKILL, run.stderr.read().decode()  # type: ignore[union-attr]
+    return len(server.requests)
+
+
 @pytest.fixture(name="llm_server")
 def llm_server_fixture(tmp_path_factory: pytest.TempPathFactory,
                        monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLLMServer]:

@@ -4,17 +4,12 @@ answer formats, garbage asked again), two judges' agreement, and bad input."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import dataset_rows
-from llm_server import count_words, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
+from llm_server import count_words, kill_after, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
 
 from textbooks.cli import main
 from textbooks.llm.cache import ResponseCache
@@ -211,16 +206,7 @@ def test_annotate_killed_mid_run_resumes_from_its_default_cache(tmp_path, llm_se
     corpus = write_corpus(tmp_path / "in", count=60)
     args = ["annotate", "--input", str(corpus), "--sample-size", "60", "--annotator", "llm", "--llm.model", "judge",
             "--llm.base-url", llm_server.url, "--llm.concurrency", "4", "--out", str(tmp_path / "out")]
-    command = [sys.executable, "-c", "import sys; from textbooks.cli import main; sys.exit(main(sys.argv[1:]))"]
-    run = subprocess.Popen([*command, *args], env=dict(os.environ),
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while len(llm_server.requests) < 25 and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.005)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    assert run.returncode == -signal.SIGKILL, run.stderr.read().decode()  # type: ignore[union-attr]
-    first_run = len(llm_server.requests)
+    first_run = kill_after(llm_server, args, 25)
     answered = ResponseCache.open(tmp_path / "cache" / "llm" / "responses.sqlite").count("ok")
     assert 15 <= answered <= first_run < 60 and not data.is_complete(tmp_path / "out")
 

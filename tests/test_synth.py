@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from conftest import dataset_rows
-from llm_server import FakeLLMServer, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
+from llm_server import FakeLLMServer, kill_after, llm_server_fixture  # noqa: F401  (fixture `llm_server`)
 
 from textbooks.cli import main
 from textbooks.llm.cache import ResponseCache
@@ -202,15 +198,7 @@ def test_a_killed_synth_resumes_without_asking_an_answered_request_again(tmp_pat
     llm_server.reply = lambda body: good_exercise(body["messages"][-1]["content"].split("named `")[1].split("`")[0])
     args = ["synth", "exercises", "--count", "40", "--llm.model", "writer", "--llm.base-url", llm_server.url,
             "--llm.concurrency", "2", "--sandbox-workers", "1", "--out", str(tmp_path / "out")]
-    command = [sys.executable, "-c", "import sys; from textbooks.cli import main; sys.exit(main(sys.argv[1:]))"]
-    run = subprocess.Popen([*command, *args], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while len(llm_server.requests) < 15 and time.monotonic() < deadline and run.poll() is None:
-        time.sleep(0.005)
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    assert run.returncode == -signal.SIGKILL, run.stderr.read().decode()  # type: ignore[union-attr]
-    first_run = len(llm_server.requests)
+    first_run = kill_after(llm_server, args, 15)
     answered = ResponseCache.open(Path(os.environ["TEXTBOOKS_CACHE"]) / "llm" / "responses.sqlite").count("ok")
     assert 10 <= answered <= first_run < 40
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from textbooks.report import fmt
 from textbooks.report.blocks import Block, Figure, Paragraph, Preformatted, Section, Subheading, Table
-from textbooks.report.plots import KEPT, _figure, _png
+from textbooks.report.plots import KEPT, _figure, _png, count_bars
 from textbooks.report.stages import StageRun
 from textbooks.store.atomic import read_json
 
@@ -28,19 +28,9 @@ def measured(stage: StageRun) -> dict | None:
 
 def family_sizes(stage: str, histogram: list[list]) -> bytes:
     """Families per size bucket (1, 2, 3-4, ...): how many variations each row has."""
-    labels, counts = [str(label) for label, _ in histogram], [int(count) for _, count in histogram]
-    figure = _figure(2.6)
-    axes = figure.add_subplot()
-    positions = np.arange(len(labels))
-    axes.bar(positions, counts, color=KEPT)
-    for position, count in zip(positions, counts):
-        axes.text(position, count, f"{count:,}", ha="center", va="bottom", fontsize=8)
-    axes.set_xticks(positions, labels)
-    axes.set_xlabel("family size (rows that are variations of one another)")
-    axes.set_ylabel("families")
-    axes.set_ylim(0, max([*counts, 1]) * 1.18)
-    axes.set_title(f"{stage}: families by size")
-    return _png(figure)
+    return count_bars(f"{stage}: families by size", [str(label) for label, _ in histogram],
+                      [int(count) for _, count in histogram],
+                      "family size (rows that are variations of one another)", "families")
 
 
 def library_bars(stage: str, top: list[list]) -> bytes:

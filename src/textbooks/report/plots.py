@@ -166,22 +166,28 @@ def eval_scores(stage: str, benchmarks: list[str], pass_at_1: list[float], losse
     return _png(figure)
 
 
-def score_bars(stage: str, scores: list[str], counts: list[int], unscored: int) -> bytes:
-    """How many rows got each score (0-5), and how many none."""
-    labels = scores + (["none"] if unscored else [])
-    values = counts + ([unscored] if unscored else [])
+def count_bars(title: str, labels: list[str], counts: list[int], xlabel: str, ylabel: str,
+               colors: list[str] | None = None) -> bytes:
+    """One vertical bar per label with its count written on top."""
     figure = _figure(2.6)
     axes = figure.add_subplot()
     positions = np.arange(len(labels))
-    axes.bar(positions, values, color=[KEPT] * len(scores) + [DROPPED] * bool(unscored))
-    for position, value in zip(positions, values):
+    axes.bar(positions, counts, color=colors or KEPT)
+    for position, value in zip(positions, counts):
         axes.text(position, value, f"{value:,}", ha="center", va="bottom", fontsize=9)
     axes.set_xticks(positions, labels)
-    axes.set_xlabel("educational value (0-5)")
-    axes.set_ylabel("rows")
-    axes.set_ylim(0, max([*values, 1]) * 1.18)
-    axes.set_title(f"{stage}: the judge's scores")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_ylim(0, max([*counts, 1]) * 1.18)
+    axes.set_title(title)
     return _png(figure)
+
+
+def score_bars(stage: str, scores: list[str], counts: list[int], unscored: int) -> bytes:
+    """How many rows got each score (0-5), and how many none."""
+    return count_bars(f"{stage}: the judge's scores", scores + (["none"] if unscored else []),
+                      counts + ([unscored] if unscored else []), "educational value (0-5)", "rows",
+                      [KEPT] * len(scores) + [DROPPED] * bool(unscored))
 
 
 def precision_recall(stage: str, recall: list[float], precision: list[float], kept: list[float],

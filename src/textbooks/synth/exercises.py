@@ -40,9 +40,8 @@ async def write_exercises(config: SynthConfig, state: SynthState, params: list[P
         rows, exercises = [], []
         for index, reply in zip(pending, replies):
             made[index] += 1
-            row = {**params[index].as_row(), **usage_columns(reply, config.llm), "attempt": attempt + 1,
-                   "id": records.row_id("exercises", config.seed, params[index].index, attempt + 1),
-                   "source": f"synth:exercises:{config.llm.model}", "error": "",
+            row = {**records.attempt_row("exercises", config.seed, params[index], usage_columns(reply, config.llm),
+                                       config.llm.model, attempt + 1),
                    "text": reply.text if isinstance(reply, Completion) else ""}
             found = parse_exercise(reply.text, params[index].function_name) if isinstance(reply, Completion) \
                 else None

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from textbooks.pipeline.stage import with_drop_reason
 from textbooks.store import data
 from textbooks.store.inputs import plan_parts, read_table
-from textbooks.synth.sampler import Taxonomy, coverage
+from textbooks.synth.sampler import Params, Taxonomy, coverage
 
 COMMON = [("id", pa.string()), ("text", pa.string()), ("source", pa.string()), ("sample_index", pa.int64()),
           ("topic", pa.string()), ("audience", pa.string()), ("level", pa.string()), ("style", pa.string()),
@@ -36,6 +36,12 @@ def schema(kind: str) -> pa.Schema:
 
 def row_id(kind: str, seed: int, index: int, attempt: int) -> str:
     return f"{kind}-s{seed}-{index:06d}-a{attempt}"
+
+
+def attempt_row(kind: str, seed: int, params: Params, usage: dict[str, Any], model: str, attempt: int) -> dict:
+    """The columns every attempt's row has: the sampler's choices, the model's usage, which attempt, its id."""
+    return {**params.as_row(), **usage, "attempt": attempt, "id": row_id(kind, seed, params.index, attempt),
+            "source": f"synth:{kind}:{model}", "error": ""}
 
 
 def tables(kind: str, kept: list[dict], dropped: list[tuple[dict, str]]) -> tuple[pa.Table, pa.Table]:

@@ -45,9 +45,8 @@ async def write_textbooks(config: SynthConfig, state: SynthState, params: list[P
         counters["requests"] += len(pending)
         rows, programs = [], []
         for index, reply in zip(pending, replies):
-            row = {**params[index].as_row(), **usage_columns(reply, config.llm), "attempt": attempt + 1,
-                   "id": records.row_id("textbooks", config.seed, params[index].index, attempt + 1),
-                   "source": f"synth:textbooks:{config.llm.model}", "error": ""}
+            row = records.attempt_row("textbooks", config.seed, params[index], usage_columns(reply, config.llm),
+                                      config.llm.model, attempt + 1)
             text = reply.text if isinstance(reply, Completion) else ""
             blocks: list[Block] = code_blocks(text)
             row.update(text=text, code_blocks=len(blocks), code_ok=False)
