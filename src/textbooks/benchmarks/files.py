@@ -1,5 +1,6 @@
 """Where files come from: `benchmarks_dir`, else the folder in `$TEXTBOOKS_BENCHMARKS` (laid out like
-`shared/benchmarks`), else a download. `humaneval` and `mbpp` come from the Hugging Face hub
+`shared/benchmarks`, or holding snapshots of the hub datasets: `HUB_FILES`), else a download. `humaneval` and
+`mbpp` come from the Hugging Face hub
 (`openai/openai_humaneval`; `google-research-datasets/mbpp`, config `full`; split `test`, same field names as the
 files). The hub copies of EvalPlus (`evalplus/humanevalplus`, `evalplus/mbppplus`) have no `base_input`,
 `plus_input` or `atol` (their inputs are baked into test code), so `humaneval+` and `mbpp+` come from the
@@ -40,6 +41,10 @@ _RELEASES = {
     ),
 }
 _HUB = {"humaneval": ("openai/openai_humaneval", None), "mbpp": ("google-research-datasets/mbpp", "full")}
+# The test split's Parquet files in a snapshot of the hub dataset repository, under the folder (what
+# `huggingface-cli download --repo-type dataset REPO --local-dir FOLDER/REPO` writes), read when the file is absent.
+HUB_FILES = {"humaneval": "openai/openai_humaneval/openai_humaneval/test-*.parquet",
+             "mbpp": "google-research-datasets/mbpp/full/test-*.parquet"}
 
 
 def records(name: str, benchmarks_dir: str | Path | None) -> list[dict]:
@@ -52,6 +57,11 @@ def records(name: str, benchmarks_dir: str | Path | None) -> list[dict]:
     for path in candidates:
         if path.is_file():
             return parse_jsonl(_read_text(path))
+    snapshot = sorted(Path(folder).glob(HUB_FILES[name])) if folder and name in HUB_FILES else []
+    if snapshot:
+        import pyarrow.parquet as pq
+
+        return [row for path in snapshot for row in pq.read_table(path).to_pylist()]
     try:
         return _download(name)
     except Exception as error:  # offline, hub or HTTP failure: datasets and urllib raise many error types

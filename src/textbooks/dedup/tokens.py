@@ -56,6 +56,17 @@ def code_tokens(text: str) -> tuple[list[str], bool]:
     return _canonical([token for token in _CODE_TOKEN.findall(text) if token[0] != "#"], names), True
 
 
+def code_token_views(text: str) -> tuple[list[str], list[str]]:
+    """Two token streams of `text` from one parse: names as written, and local names numbered (`code_tokens`);
+    comments and string layout are gone from both. Text that is not Python gives its plain tokens twice."""
+    names = local_names(text)
+    if names is None:
+        plain = _PLAIN_TOKEN.findall(text)
+        return plain, list(plain)
+    tokens = [token for token in _CODE_TOKEN.findall(text) if token[0] != "#"]
+    return _canonical(list(tokens), set()), _canonical(tokens, names)
+
+
 def _canonical(tokens: list[str], names: set[str]) -> list[str]:
     """`tokens` with local names numbered and string literals reduced to their words (in place)."""
     canonical: dict[str, str] = {}

@@ -48,6 +48,9 @@ ENTRIES = (
     Entry("diversity", "textbooks.diversity.step:DiversityStage",
           "measure how many variations of each row a dataset holds (families), its redundancy and spread; adds "
           "family_id"),
+    Entry("decontaminate", "textbooks.decontam.step:DecontaminateStage",
+          "find rows resembling HumanEval/MBPP problems (n-grams, embedding distance, AST match rate, execution "
+          "against the problems' tests), report them as the paper's table 3 and prune them"),
     Entry("tokenize", "textbooks.tokens.pack:TokenizeStep",
           "turn a dataset or a weighted mixture of datasets into token files (train.bin, val.bin) for training"),
     Entry("train", "textbooks.train.step:TrainStep",

@@ -1,0 +1,1 @@
+"""Benchmark decontamination: n-grams, embedding distance, AST match rate and execution (`step.py`)."""

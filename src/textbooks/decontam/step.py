@@ -1,0 +1,392 @@
+"""`textbooks decontaminate`: find the rows of a dataset that resemble benchmark problems, report them, prune them.
+
+    textbooks decontaminate runs/x/dedup --bench humaneval,mbpp --out runs/x/decontaminate
+    textbooks decontaminate runs/x/synth --embeddings runs/x/embed --tau 0.95,0.9,0.85,0.8 --out runs/x/clean
+
+The paper's section 5, with one measure it lacked. Each part of the dataset is compared with every benchmark
+problem by n-gram overlap (`ngrams.py`, 13-grams of code tokens) and by the L2 distance of normalised embeddings
+(`neighbours.py`; the given embed output, with the benchmark problems embedded by the same embedder, or else
+feature hashing made on the fly); a problem's `neighbours` nearest rows and every row sharing an n-gram with it
+are its candidates. On the candidates (the reduce step, all parts at once), the AST match rate tau
+(`trees.py`) and the execution match (`execution.py`: the row's functions run against the problem's own tests)
+are computed. Rows that a measure flags (`findings.py`) go to `dropped/` with `drop_reason` (the measure),
+`contaminated_by` (the problem) and `match_score`; the rest is the output. `decontamination.json` holds the
+table 3 counts (similar and non-similar problems at each tau, the task ids that `textbooks eval
+--decontamination` splits scores by) and every problem's closest rows; `matches.parquet` every scored pair.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from pydantic import Field, field_validator
+
+from textbooks.benchmarks import BENCHMARKS
+from textbooks.decontam import findings
+from textbooks.decontam.neighbours import BLOCK_ROWS, Nearest, StructureVectors, distances, unit
+from textbooks.decontam.ngrams import NgramIndex
+from textbooks.decontam.targets import Target, load_targets
+from textbooks.dedup.tokens import code_token_views
+from textbooks.errors import UserError
+from textbooks.pipeline.executors.base import Worker
+from textbooks.pipeline.refs import DatasetInput
+from textbooks.pipeline.stage import DROP_REASON, ShardResult, Stage, WorkShard, run_stage, with_drop_reason
+from textbooks.pipeline.step import Context, SettingError, StepConfig
+from textbooks.store import data
+from textbooks.store.inputs import Part, plan_parts, read_table
+
+CANDIDATES = "candidates"
+SUMMARY = "decontamination.json"
+MATCHES = "matches.parquet"
+CONTAMINATED_BY = "contaminated_by"
+MATCH_SCORE = "match_score"
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class DecontaminateConfig(StepConfig):
+    bench: list[str] = Field(default_factory=lambda: ["humaneval", "mbpp"],
+                             description=f"benchmarks, comma-separated or listed: {', '.join(BENCHMARKS)}")
+    ngram: int = Field(13, ge=1, description="tokens per n-gram (the paper: 13)")
+    ngram_share: float = Field(0.5, gt=0, le=1, description="prune a row holding at least this share of a "
+                                                            "problem's n-grams")
+    embeddings: DatasetInput | None = Field(None, description="embeddings of the input (textbooks embed); the "
+                                                              "problems are embedded by the same embedder. "
+                                                              "Default: feature hashing, made here")
+    neighbours: int = Field(10, ge=1, description="nearest rows per problem by embedding distance: the "
+                                                  "candidates of the AST and execution checks")
+    distance: float | None = Field(None, ge=0, le=2, description="also prune rows within this L2 distance of a "
+                                                                 "problem's normalised embedding (the paper "
+                                                                 "fixed one, not given)")
+    tau: list[float] = Field(default_factory=lambda: [0.95, 0.9, 0.85, 0.8],
+                             description="AST match rates at which similar problems are counted (table 3)")
+    prune_tau: float | None = Field(None, gt=0, le=1, description="prune rows whose AST match rate reaches "
+                                                                  "this (default: the highest tau)")
+    execution: bool = Field(True, description="run candidate rows' functions against the problems' tests")
+    confirm_plus: bool = Field(True, description="run each execution match on the problem's EvalPlus inputs too "
+                                                 "(HumanEval+, MBPP+, where their files are here)")
+    timeout_s: float = Field(5.0, gt=0, description="seconds per execution-match program")
+    sandbox_workers: int | None = Field(None, ge=1, description="sandbox programs at once (default: every core, at "
+                                                                "most 8)")
+    benchmarks_dir: str | None = Field(None, description="folder with the benchmark files (default "
+                                                         "$TEXTBOOKS_BENCHMARKS, else download)")
+
+    @field_validator("bench", mode="before")
+    @classmethod
+    def _bench_list(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("bench")
+    @classmethod
+    def _known(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in BENCHMARKS]
+        if unknown:
+            raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+        if not value:
+            raise ValueError("name at least one benchmark")
+        return list(dict.fromkeys(value))
+
+    @field_validator("tau", mode="before")
+    @classmethod
+    def _tau_list(cls, value: Any) -> Any:
+        return _comma_list(value)
+
+    @field_validator("tau")
+    @classmethod
+    def _rates(cls, value: list[float]) -> list[float]:
+        outside = [tau for tau in value if not 0 < tau <= 1]
+        if outside:
+            raise ValueError(f"tau {outside[0]:g} is outside (0, 1]: a match rate of 1 is the same structure")
+        if not value:
+            raise ValueError("give at least one tau")
+        return sorted(set(value), reverse=True)
+
+    def settings(self) -> findings.Settings:
+        return findings.Settings(tuple(self.tau), self.prune_tau or max(self.tau), self.ngram, self.ngram_share,
+                                 self.distance, self.execution, self.confirm_plus,
+                                 self.benchmarks_dir)
+
+
+@dataclass(frozen=True)
+class Slice:
+    index: int
+    part: Part
+
+
+@dataclass
+class Matcher:
+    """What a worker compares each part with: the problems' n-grams and embeddings, and the row embedder."""
+
+    index: NgramIndex
+    vectors: np.ndarray  # (problems, dimensions)
+    embedder: Any | None  # None: the rows' embeddings are read from `embeddings`
+    structure: StructureVectors
+    structure_vectors: np.ndarray  # (problems, STRUCTURE_DIMENSION)
+
+
+@dataclass(frozen=True)
+class Findings:
+    summary: dict
+    matches: pa.Table
+
+
+@dataclass(frozen=True)
+class ShardDrops:
+    part: Part
+    drops: dict[int, tuple[str, str, float]]  # position -> (measure, problem key, score)
+    findings: Findings  # the same object in every shard's state (pickled once)
+
+
+class DecontaminateStage(Stage):
+    name = "decontaminate"
+    Config = DecontaminateConfig
+    config: DecontaminateConfig
+    has_reduce = True
+    allow_empty = True  # a dataset that is all benchmark problems is pruned to nothing: a result
+    cli_input = "DATASET"
+    outputs = (*Stage.outputs, SUMMARY, MATCHES)
+    unfingerprinted = frozenset({"sandbox_workers"})
+    state: Callable[[], Matcher]
+    found: Findings | None = None
+
+    @classmethod
+    def check(cls, config: DecontaminateConfig) -> None:
+        if config.prune_tau is not None and config.prune_tau < min(config.tau):
+            raise SettingError("prune_tau", f"{config.prune_tau:g} is below every tau counted "
+                                            f"({', '.join(f'{tau:g}' for tau in config.tau)}); add it to tau")
+
+    def _targets(self) -> list[Target]:
+        return load_targets(self.config.bench, self.config.benchmarks_dir)
+
+    def plan(self) -> list[Slice]:
+        parts = plan_parts(self.input)
+        if self.config.embeddings is not None:
+            _check_embeddings(self.config.embeddings, parts)
+        return [Slice(index, part) for index, part in enumerate(parts)]
+
+    def setup(self, worker: Worker) -> Callable[[], Matcher]:
+        """The matcher, made on the worker's first map task (the finishing tasks need none)."""
+        return functools.cache(self._matcher)
+
+    def _matcher(self) -> Matcher:
+        documents = [target.document for target in self._targets()]
+        embedder = _embedder(self.config.embeddings)
+        structure = StructureVectors()
+        return Matcher(NgramIndex(documents, self.config.ngram), embedder.embed(documents),
+                       None if self.config.embeddings is not None else embedder, structure,
+                       structure.of([code_token_views(document)[1] for document in documents]))
+
+    def map(self, task: Slice) -> ShardResult:
+        matcher = self.state()
+        table = read_table(task.part, ["id", "text"])
+        ids = pc.cast(table["id"], "string").to_pylist()
+        texts = [text or "" for text in table["text"].to_pylist()]
+        if matcher.embedder is None:
+            from textbooks.quality.vectors import lookup
+
+            rows = lookup(self.config.embeddings, ids, self.name, shard_index=task.index)
+        else:
+            rows = matcher.embedder.embed(texts)
+        if rows.shape[1] != matcher.vectors.shape[1]:
+            raise UserError(f"decontaminate: the embeddings have {rows.shape[1]} dimensions, the problems' "
+                            f"{matcher.vectors.shape[1]}; give the embed output of this dataset")
+        pairs = _candidates(matcher, texts, rows, self.config)
+        pairs = pairs.append_column("id", pa.array([ids[position] for position in pairs["position"].to_pylist()],
+                                                   pa.string()))
+        return ShardResult(side={CANDIDATES: pairs}, counters={"candidate_pairs": pairs.num_rows})
+
+    def reduce(self, shards: list[WorkShard]) -> list[ShardDrops]:
+        from textbooks.sandbox import Limits, Sandbox
+
+        targets, slices = self._targets(), self.plan()
+        pairs = _selected(shards, self.config)
+        texts = _texts(pairs, slices)
+        sizes = NgramIndex([target.document for target in targets], self.config.ngram).sizes
+        settings = self.config.settings()
+        if settings.execution:
+            limits = Limits(timeout_s=self.config.timeout_s)
+            with Sandbox(workers=self.config.sandbox_workers, limits=limits) as sandbox:
+                scored = findings.score_pairs(pairs, texts, targets, settings, sandbox,
+                                              progress=f"{self.name} execution")
+        else:
+            scored = findings.score_pairs(pairs, texts, targets, settings, None)
+        drops = findings.choose_drops(scored, sizes, targets, settings)
+        summary = findings.summarize(scored, sizes, targets, settings, drops, texts)
+        self.found = Findings(summary, _with_problems(scored, targets, sizes))
+        by_shard: list[dict[int, tuple[str, str, float]]] = [{} for _ in slices]
+        for (shard, position), drop in drops.items():
+            by_shard[shard][position] = drop
+        return [ShardDrops(piece.part, by_shard[piece.index], self.found) for piece in slices]
+
+    def apply(self, shard: WorkShard, state: ShardDrops) -> ShardResult:
+        table = read_table(state.part)
+        positions = sorted(state.drops)
+        mask = np.zeros(table.num_rows, dtype=bool)
+        mask[positions] = True
+        earlier = [name for name in (DROP_REASON, CONTAMINATED_BY, MATCH_SCORE) if name in table.column_names]
+        table = table.drop_columns(earlier)
+        dropped = table.filter(pa.array(mask))
+        dropped = with_drop_reason(dropped, [f"contaminated:{state.drops[p][0]}" for p in positions])
+        dropped = (dropped.append_column(CONTAMINATED_BY, pa.array([state.drops[p][1] for p in positions], pa.string()))
+                   .append_column(MATCH_SCORE, pa.array([state.drops[p][2] for p in positions], pa.float64())))
+        return ShardResult(kept=table.filter(pa.array(~mask)), dropped=dropped)
+
+    def run(self, ctx: Context) -> dict:
+        stats = run_stage(self, ctx)
+        found = self.found or ctx.work.load("reduce")[0].findings
+        if ctx.main:
+            data.write_json(found.summary, ctx.out / SUMMARY)
+            pq.write_table(found.matches, ctx.out / MATCHES)
+        for line in summary_lines(found.summary):
+            ctx.say(f"{self.name}: {line}")
+        return {**stats, "decontamination": {key: value for key, value in found.summary.items()
+                                             if key not in ("closest", "examples")}}
+
+
+def _check_embeddings(folder: str, parts: list[Part]) -> None:
+    """Refuse embeddings that cannot be of this dataset (another row count), before any work is done."""
+    from textbooks.quality.vectors import read_meta
+
+    meta = read_meta(folder, "decontaminate")
+    rows = sum(pq.read_metadata(part.path).num_rows if part.path.endswith(".parquet")
+               else read_table(part, ["id"]).num_rows for part in parts)
+    if meta.get("rows") is not None and int(meta["rows"]) != rows:
+        raise UserError(f"decontaminate: {folder} holds embeddings of {meta['rows']:,} rows, the input has "
+                        f"{rows:,}; give the embed output of this dataset (embed --input {parts[0].path})")
+
+
+def _embedder(embeddings: str | None) -> Any:
+    """The embedder that made `embeddings` (to embed the problems alike), or feature hashing."""
+    from textbooks.quality.config import EmbedConfig
+    from textbooks.quality.embedders import make_embedder
+    from textbooks.quality.vectors import read_meta
+
+    if embeddings is None:
+        return make_embedder(EmbedConfig())
+    meta = read_meta(embeddings, "decontaminate")
+    hashing = meta["embedder"] == "hashing"
+    config = EmbedConfig(embedder=meta["embedder"], model=None if hashing else meta.get("model"),
+                         dimension=meta["dimension"] if hashing else None,
+                         **({} if hashing or not meta.get("max_tokens") else {"max_tokens": meta["max_tokens"]}))
+    return make_embedder(config)
+
+
+def _candidates(matcher: Matcher, texts: list[str], rows: np.ndarray, config: DecontaminateConfig) -> pa.Table:
+    """The part's candidate pairs: each problem's nearest rows in the part by embedding and by structure, every
+    row sharing an n-gram with a problem, every pair within `distance`; with both distances and the n-grams."""
+    problems = matcher.vectors.shape[0]
+    views = [code_token_views(text) for text in texts]
+    gram_rows, gram_problems, shared, row_ngrams = matcher.index.match_tokens([view[0] for view in views])
+    shapes = matcher.structure.of([view[1] for view in views])
+    by_embedding, by_structure = Nearest(config.neighbours), Nearest(config.neighbours)
+    keys = [gram_rows * problems + gram_problems]
+    for start in range(0, len(texts), BLOCK_ROWS):
+        block = distances(rows[start:start + BLOCK_ROWS], matcher.vectors)
+        by_embedding.add(start, block)
+        by_structure.add(start, distances(shapes[start:start + BLOCK_ROWS], matcher.structure_vectors))
+        if config.distance is not None:
+            close_rows, close_problems = np.nonzero(block <= config.distance)
+            keys.append((close_rows + start) * problems + close_problems)
+    near = {}
+    for name, nearest in (("embedding", by_embedding), ("structure", by_structure)):
+        near_problem, near_row, _ = nearest.result()
+        near[name] = near_row * problems + near_problem
+        keys.append(near[name])
+    unique = np.unique(np.concatenate(keys)).astype(np.int64)
+    positions, targets = unique // problems, unique % problems
+    counts = np.zeros(unique.size, dtype=np.int64)
+    counts[np.searchsorted(unique, gram_rows * problems + gram_problems)] = shared
+    return pa.table({"position": pa.array(positions, pa.int64()), "target": pa.array(targets, pa.int32()),
+                     "distance": pa.array(_pair_distance(rows, matcher.vectors, positions, targets), pa.float32()),
+                     "structure_distance": pa.array(_pair_distance(shapes, matcher.structure_vectors, positions,
+                                                                   targets), pa.float32()),
+                     "shared": pa.array(counts, pa.int64()),
+                     "row_ngrams": pa.array(row_ngrams[positions], pa.int64()),
+                     "near_embedding": pa.array(np.isin(unique, near["embedding"]), pa.bool_()),
+                     "near_structure": pa.array(np.isin(unique, near["structure"]), pa.bool_())})
+
+
+def _pair_distance(rows: np.ndarray, problems: np.ndarray, positions: np.ndarray, targets: np.ndarray
+                   ) -> np.ndarray:
+    cosine = np.einsum("ij,ij->i", unit(rows[positions]), unit(problems[targets]))
+    return np.sqrt(np.clip(2.0 - 2.0 * cosine, 0.0, 4.0))
+
+
+def _selected(shards: list[WorkShard], config: DecontaminateConfig) -> pa.Table:
+    """All parts' candidates, each problem's nearest rows (by embedding, by structure) now over the whole
+    dataset, and every pair sharing an n-gram or within `distance`."""
+    tables = []
+    for shard in shards:
+        table = shard.read(CANDIDATES)
+        if table is None:
+            raise UserError(f"{shard.path(CANDIDATES)}: map output missing; delete the output folder's .work and "
+                            "run the stage again")
+        tables.append(table.append_column("shard", pa.array(np.full(table.num_rows, shard.index), pa.int64())))
+    table = pa.concat_tables(tables)
+    target, distance = table["target"].to_numpy(), table["distance"].to_numpy()
+    keep = table["shared"].to_numpy() > 0
+    for flag, measured in (("near_embedding", distance), ("near_structure", table["structure_distance"].to_numpy())):
+        keep |= _nearest_overall(table[flag].to_numpy(zero_copy_only=False), measured, target,
+                                 table["shard"].to_numpy(), table["position"].to_numpy(), config.neighbours)
+    if config.distance is not None:
+        keep |= distance <= config.distance
+    return table.filter(pa.array(keep)).drop_columns(["near_embedding", "near_structure"])
+
+
+def _nearest_overall(flagged: np.ndarray, measured: np.ndarray, target: np.ndarray, shard: np.ndarray,
+                     position: np.ndarray, k: int) -> np.ndarray:
+    """Which flagged pairs are among the k nearest of their problem over all shards (ties: earlier rows)."""
+    order = np.lexsort((position, shard, measured, ~flagged, target))
+    sorted_target = target[order]
+    ranked = np.empty(order.size, dtype=np.int64)
+    ranked[order] = np.arange(order.size) - np.searchsorted(sorted_target, sorted_target, side="left")
+    return flagged & (ranked < k)
+
+
+def _texts(pairs: pa.Table, slices: list[Slice]) -> dict[tuple[int, int], str]:
+    """The text of every row in `pairs`, read again from its part (only those rows are held)."""
+    texts: dict[tuple[int, int], str] = {}
+    wanted: dict[int, set[int]] = {}
+    for shard, position in zip(pairs["shard"].to_pylist(), pairs["position"].to_pylist()):
+        wanted.setdefault(shard, set()).add(position)
+    for shard, positions in wanted.items():
+        ordered = sorted(positions)
+        column = read_table(slices[shard].part, ["text"])["text"].take(pa.array(ordered, pa.int64()))
+        texts.update({(shard, position): text or "" for position, text in zip(ordered, column.to_pylist())})
+    return texts
+
+
+def _with_problems(scored: pa.Table, targets: list[Target], sizes: np.ndarray) -> pa.Table:
+    """The scored pairs for `matches.parquet`: with each problem's benchmark, task id and n-gram share."""
+    index = scored["target"].to_numpy()
+    return (scored.append_column("bench", pa.array([targets[i].bench for i in index], pa.string()))
+            .append_column("task_id", pa.array([targets[i].problem.task_id for i in index], pa.string()))
+            .append_column("ngram_share", pa.array(findings.ngram_share(scored, sizes), pa.float64())))
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """One line per benchmark (similar problems at each tau, n-gram and execution matches) and the pruning."""
+    lines = []
+    for bench, found in summary["benchmarks"].items():
+        similar = ", ".join(f"tau {tau}: {counts['similar']}" for tau, counts in found["similar"].items())
+        lines.append(f"{bench}: {found['problems']} problems; similar at {similar}; sharing a "
+                     f"{summary['settings']['ngram']}-gram: {found['ngram']['problems_sharing']}; "
+                     f"passed by a row: {found['execution']['problems_passed']}")
+    pruned = summary["pruned"]
+    by = ", ".join(f"{measure} {count}" for measure, count in pruned["by_measure"].items()) or "none"
+    lines.append(f"pruned {pruned['rows']:,} rows ({by})")
+    return lines
+
+
+__all__ = ["DecontaminateConfig", "DecontaminateStage", "MATCHES", "SUMMARY"]
