@@ -22,7 +22,7 @@ from textbooks.benchmarks.problem import Solution
 from textbooks.cli import main
 from textbooks.decontam import execution
 from textbooks.decontam.neighbours import Nearest, distances
-from textbooks.decontam.ngrams import NgramIndex, set_overlap
+from textbooks.decontam.ngrams import NgramIndex, set_overlap, tokens
 from textbooks.decontam.targets import load_targets
 from textbooks.decontam.trees import apted_distance, function_trees, match_bound, match_rate
 from textbooks.evaluate.judge import judge
@@ -183,9 +183,11 @@ def test_ngram_index_agrees_with_the_set_loop() -> None:
     texts[3] = texts[3][: len(texts[3]) // 2]  # half a problem
     for n in (5, 13):
         index = NgramIndex(documents, n)
-        rows, problems, shared, _ = index.match(texts)
+        rows, problems, shared, per_text = index.match(texts)
         ours = {(int(row), int(problem)): int(count) for row, problem, count in zip(rows, problems, shared)}
         assert ours == set_overlap(documents, texts, n)
+        assert per_text.tolist() == [len({tuple(words[i:i + n]) for i in range(len(words) - n + 1)}) or 1
+                                     for words in map(tokens, texts)]
     assert ours[(0, 0)] == index.sizes[0]
 
 
@@ -223,3 +225,35 @@ def test_tests_a_body_that_does_nothing_passes_are_trivial() -> None:
         stub = execution.stub_programs(targets["HumanEval/0"])[0]
         verdict = judge("humaneval", [targets["HumanEval/0"].problem], [("HumanEval/0", Solution(stub))], sandbox)
         assert verdict[0].status == "failed"
+
+
+def test_eval_reports_pass_at_1_on_similar_and_non_similar_problems(tmp_path: Path) -> None:
+    humaneval = load_benchmark("humaneval")
+    planted_ids = ["HumanEval/0", "HumanEval/10", "HumanEval/20", "HumanEval/30", "HumanEval/40"]
+    by_id = {problem.task_id: problem for problem in humaneval}
+    rows = [{"id": task, "text": by_id[task].prompt + by_id[task].canonical_solution, "source": "test"}
+            for task in planted_ids]
+    rows += [{"id": f"s{index}", "text": text, "source": "test"} for index, text in
+             enumerate(stdlib_functions(limit=40))]
+    found = _run(write_dataset(tmp_path / "data", rows), tmp_path / "decontaminate", "--bench", "humaneval",
+                 "--no-execution")
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text("".join(json.dumps({"task_id": problem.task_id, "completion": problem.canonical_solution
+                                           if problem.task_id in planted_ids else "    return None\n"}) + "\n"
+                               for problem in humaneval))
+    assert main(["eval", "--samples", str(samples), "--bench", "humaneval", "--decontamination",
+                 str(tmp_path / "decontaminate"), "--out", str(tmp_path / "eval")]) == 0
+    summary = json.loads((tmp_path / "eval" / "summary.json").read_text())
+    split = summary["benchmarks"]["humaneval"]["split"]
+    assert sorted(split, key=float, reverse=True) == ["0.95", "0.9", "0.85", "0.8"]
+    for tau, subsets in split.items():
+        similar = set(found["benchmarks"]["humaneval"]["similar"][tau]["task_ids"])
+        assert set(planted_ids) <= similar
+        assert subsets["similar"]["problems"] == len(similar) and subsets["total"]["problems"] == 164
+        assert subsets["similar"]["pass@1"] == pytest.approx(len(planted_ids) / len(similar))
+        assert subsets["non_similar"]["pass@1"] == 0.0
+        assert subsets["total"]["pass@1"] == pytest.approx(len(planted_ids) / 164)
+    assert "similar and non-similar problems" in (tmp_path / "eval" / "summary.md").read_text()
+    error_out = tmp_path / "eval-bad"
+    assert main(["eval", "--samples", str(samples), "--bench", "humaneval", "--decontamination",
+                 str(tmp_path / "data"), "--out", str(error_out)]) == 2

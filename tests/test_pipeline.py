@@ -264,8 +264,26 @@ def test_demo_second_run_does_no_work(demo_run):
     seconds = time.monotonic() - started
     assert again.returncode == 0, again.stderr
     assert seconds < 10
-    for stage in ("ingest", "dedup", "tokenize", "train", "export-hf", "eval", "mine-exercises"):
+    for stage in ("ingest", "dedup", "decontaminate", "tokenize", "train", "export-hf", "eval", "mine-exercises"):
         assert f"{stage}: done earlier" in again.stdout
+
+
+def test_demo_decontaminates_its_training_data_and_exercises(demo_run):
+    """Both datasets the demo trains on are compared with HumanEval and MBPP (local files); the report shows the
+    paper's table 3 for each, and the finetuned model's scores are split by the exercises' similar problems."""
+    out, _ = demo_run
+    for step, source in (("decontaminate", "dedup"), ("decontaminate-exercises", "mine-exercises")):
+        summary = json.loads((out / step / "decontamination.json").read_text())
+        stats = data.read_stats(out / step)
+        assert set(summary["benchmarks"]) == {"humaneval", "mbpp"}
+        assert stats["rows_in"] == data.read_stats(out / source)["rows_out"]
+        assert stats["rows_out"] == stats["rows_in"] - summary["pruned"]["rows"]
+        assert summary["benchmarks"]["humaneval"]["problems"] == 164
+    split = json.loads((out / "eval-finetune" / "summary.json").read_text())["benchmarks"]["humaneval"]["split"]
+    assert sorted(split, key=float) == ["0.8", "0.85", "0.9", "0.95"]
+    assert all(subsets["total"]["problems"] == 164 for subsets in split.values())
+    report = (out / "report.md").read_text()
+    assert "Decontamination" in report and "non-similar" in report
 
 
 def test_demo_evaluates_its_model(demo_run):

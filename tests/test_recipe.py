@@ -26,19 +26,22 @@ def test_demo_recipe_loads(repo_root):
     recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
     steps = {step.name: step for step in recipe.steps}
     assert [step.kind for step in recipe.steps] == ["ingest", "annotate", "embed", "classify", "filter", "dedup",
-                                                    "tokenize", "train", "export-hf", "eval", "mine-exercises",
-                                                    "tokenize", "train", "eval", "report"]
+                                                    "decontaminate", "tokenize", "train", "export-hf", "eval",
+                                                    "mine-exercises", "decontaminate", "tokenize", "train", "eval",
+                                                    "report"]
     assert steps["annotate"].input == "@ingest" and steps["annotate"].config.annotator == "rubric"
     assert steps["embed"].input == steps["classify"].input == "@ingest"
     assert (steps["classify"].config.labels, steps["classify"].config.embeddings) == ("@annotate", "@embed")
     assert steps["filter"].input == "@classify" and steps["dedup"].input == "@filter"
     assert steps["dedup"].config.threshold == 0.7
-    assert [steps[name].input for name in ("tokenize", "pretrain", "export-hf")] == ["@dedup", "@tokenize",
-                                                                                      "@pretrain"]
+    assert [steps[name].input for name in ("decontaminate", "tokenize", "pretrain", "export-hf")] == [
+        "@dedup", "@decontaminate", "@tokenize", "@pretrain"]
     assert steps["pretrain"].config.model == "tiny"
     assert steps["eval"].input == "@pretrain" and steps["eval"].config.bench == ["fresh", "humaneval"]
-    assert [steps[name].input for name in ("mine-exercises", "exercises-tokens", "finetune", "eval-finetune")] == [
-        "@ingest", "@mine-exercises", "@exercises-tokens", "@finetune"]
+    assert [steps[name].input for name in ("mine-exercises", "decontaminate-exercises", "exercises-tokens",
+                                           "finetune", "eval-finetune")] == [
+        "@ingest", "@mine-exercises", "@decontaminate-exercises", "@exercises-tokens", "@finetune"]
+    assert steps["eval-finetune"].config.decontamination == "@decontaminate-exercises"
     assert steps["exercises-tokens"].config.tokenizer == "@tokenize/tokenizer"
     assert (steps["finetune"].config.phase, steps["finetune"].config.init) == ("finetune", "@pretrain")
 

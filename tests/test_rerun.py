@@ -31,8 +31,8 @@ SMALLER = {
               "max_steps": 4, "warmup_steps": 1, "checkpoint_every": 2, "eval_every": 2, "eval_windows": 4},
     "eval": {"bench": ["fresh"], "limit": 2, "max_new_tokens": 8, "batch_size": 2},
 }
-QUALITY = ("annotate", "embed", "classify", "filter")
-FINETUNING = ("mine-exercises", "exercises-tokens", "finetune", "eval-finetune")  # the same kinds again
+QUALITY = ("annotate", "embed", "classify", "filter", "decontaminate")  # decontaminate: test_decontaminate.py
+FINETUNING = ("mine-exercises", "decontaminate-exercises", "exercises-tokens", "finetune", "eval-finetune")
 STEP_FOLDERS = ("ingest", "dedup", "tokenize", "pretrain", "export-hf", "eval", "report_files")
 
 

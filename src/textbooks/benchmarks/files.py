@@ -47,6 +47,17 @@ HUB_FILES = {"humaneval": "openai/openai_humaneval/openai_humaneval/test-*.parqu
              "mbpp": "google-research-datasets/mbpp/full/test-*.parquet"}
 
 
+def local_path(name: str, benchmarks_dir: str | Path | None) -> Path | None:
+    """The file (or hub snapshot) of `name` in the benchmarks folder, or None when it is not there."""
+    folder = benchmarks_dir if benchmarks_dir is not None else os.environ.get(ENV_VAR)
+    if not folder or name not in FILES:
+        return None
+    if (Path(folder) / FILES[name]).is_file():
+        return Path(folder) / FILES[name]
+    snapshot = sorted(Path(folder).glob(HUB_FILES[name])) if name in HUB_FILES else []
+    return snapshot[0] if snapshot else None
+
+
 def records(name: str, benchmarks_dir: str | Path | None) -> list[dict]:
     """The raw records of `name`: from the folder, else the download cache, else a download."""
     file_name = FILES[name]

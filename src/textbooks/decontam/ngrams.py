@@ -65,10 +65,11 @@ class NgramIndex:
         n-grams, sorted by row then problem, and the number of distinct n-grams of each text."""
         return self.match_tokens([tokens(text) for text in texts])
 
-    def match_tokens(self, token_lists: Sequence[list[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def match_tokens(self, token_lists: Sequence[list[str]]
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`match` for texts already cut into `tokens`."""
         owner, keys = ngram_keys(token_lists, self.n)
-        counts = np.bincount(owner, minlength=len(token_lists)).astype(np.int64)
+        per_text = np.bincount(owner, minlength=len(token_lists)).astype(np.int64)
         left = np.searchsorted(self.keys, keys, side="left")
         right = np.searchsorted(self.keys, keys, side="right")
         hits = np.flatnonzero(right > left)
@@ -78,7 +79,7 @@ class NgramIndex:
         problems = self.owners[starts]
         width = max(len(self.sizes), 1)
         pairs, shared = np.unique(rows * width + problems, return_counts=True)
-        return pairs // width, pairs % width, shared.astype(np.int64), counts
+        return pairs // width, pairs % width, shared.astype(np.int64), per_text
 
 
 def overlap(shared: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:

@@ -46,6 +46,9 @@ CANDIDATES = "candidates"
 SUMMARY = "decontamination.json"
 MATCHES = "matches.parquet"
 CONTAMINATED_BY = "contaminated_by"
+CANDIDATE_SCHEMA = pa.schema([("position", pa.int64()), ("target", pa.int32()), ("distance", pa.float32()),
+                              ("structure_distance", pa.float32()), ("shared", pa.int64()), ("row_ngrams", pa.int64()),
+                              ("near_embedding", pa.bool_()), ("near_structure", pa.bool_()), ("id", pa.string())])
 MATCH_SCORE = "match_score"
 
 
@@ -81,6 +84,8 @@ class DecontaminateConfig(StepConfig):
                                                                 "most 8)")
     benchmarks_dir: str | None = Field(None, description="folder with the benchmark files (default "
                                                          "$TEXTBOOKS_BENCHMARKS, else download)")
+    skip_missing: bool = Field(False, description="leave out, with a message, benchmarks whose files are not in "
+                                                  "that folder (no download); with none left every row is kept")
 
     @field_validator("bench", mode="before")
     @classmethod
@@ -166,8 +171,16 @@ class DecontaminateStage(Stage):
             raise SettingError("prune_tau", f"{config.prune_tau:g} is below every tau counted "
                                             f"({', '.join(f'{tau:g}' for tau in config.tau)}); add it to tau")
 
+    def benches(self) -> list[str]:
+        """The benchmarks compared with: all of `bench`, or with `skip_missing` those whose files are here."""
+        if not self.config.skip_missing:
+            return self.config.bench
+        from textbooks.benchmarks.files import local_path
+
+        return [name for name in self.config.bench if local_path(name, self.config.benchmarks_dir) is not None]
+
     def _targets(self) -> list[Target]:
-        return load_targets(self.config.bench, self.config.benchmarks_dir)
+        return load_targets(self.benches(), self.config.benchmarks_dir)
 
     def plan(self) -> list[Slice]:
         parts = plan_parts(self.input)
@@ -188,6 +201,8 @@ class DecontaminateStage(Stage):
                        structure.of([code_token_views(document)[1] for document in documents]))
 
     def map(self, task: Slice) -> ShardResult:
+        if not self.benches():
+            return ShardResult(side={CANDIDATES: CANDIDATE_SCHEMA.empty_table()})
         matcher = self.state()
         table = read_table(task.part, ["id", "text"])
         ids = pc.cast(table["id"], "string").to_pylist()
@@ -243,6 +258,13 @@ class DecontaminateStage(Stage):
         return ShardResult(kept=table.filter(pa.array(~mask)), dropped=dropped)
 
     def run(self, ctx: Context) -> dict:
+        from textbooks.benchmarks.files import ENV_VAR, FILES
+
+        for name in sorted(set(self.config.bench) - set(self.benches())):
+            ctx.say(f"{self.name}: {name}: skipped, {FILES.get(name, name)} is not in "
+                    f"{self.config.benchmarks_dir or f'${ENV_VAR}'}")
+        if not self.benches():
+            ctx.say(f"{self.name}: no benchmark files here: every row is kept as it is")
         stats = run_stage(self, ctx)
         found = self.found or ctx.work.load("reduce")[0].findings
         if ctx.main:

@@ -20,6 +20,7 @@ from typing import Any
 
 from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.errors import UserError
+from textbooks.evaluate import split
 from textbooks.evaluate.judge import Verdict, judge
 from textbooks.evaluate.passk import mean_pass_at_k
 from textbooks.pipeline import hooks
@@ -40,6 +41,7 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
     from textbooks.sandbox import Limits, Sandbox
 
     out.mkdir(parents=True, exist_ok=True)
+    similar = split.read_similar(config.decontamination) if config.decontamination else None
     suites = {name: _problems(name, config) for name in config.bench if _available(name, config, say)}
     if not suites:
         raise UserError(f"eval: none of the benchmarks {config.bench} is available here")
@@ -50,10 +52,12 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
         completer = _completer(config, model)
         samples = _generate(completer, suites, config, out, say, [model, model_id])
     rows, summary = [], {"model": model or config.samples, "benchmarks": {}}
+    passed: dict[str, dict[str, list[bool]]] = {}
     with Sandbox(workers=config.workers, limits=Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)) as box:
         for name, problems in suites.items():
             verdicts = judge(name, problems, samples[name], box, progress=f"{name} judge")
             scores = _scores(name, problems, samples[name], verdicts, config.k)
+            passed[name] = _passed(problems, samples[name], verdicts)
             rows += _rows(name, problems, samples[name], verdicts)
             covered = ""
             if name in coverage and coverage[name][0] < coverage[name][1]:
@@ -62,8 +66,11 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
             summary["benchmarks"][name] = scores
             say(f"eval: {name}: " + ", ".join(f"pass@{k} {value:.1%}" for k, value in scores["pass@k"].items())
                 + covered)
+    losses: dict[str, dict[str, float]] = {}
     if completer is not None and config.solution_loss and hasattr(completer, "model"):
-        _add_solution_loss(completer, suites, summary, say)
+        losses = _add_solution_loss(completer, suites, summary, say)
+    if similar is not None:
+        _add_split(suites, passed, losses, similar, summary, say)
     if config.judge_model and "fresh" in suites:
         summary["benchmarks"]["fresh"]["llm_grade"] = _grade(config, suites["fresh"], samples["fresh"], say)
     _write_rows(rows, out / "samples.jsonl")
@@ -76,13 +83,14 @@ def _available(name: str, config: Any, say: Say) -> bool:
     """False (and a message) for a benchmark whose file is not local when `skip_missing` is set."""
     import os
 
-    from textbooks.benchmarks.files import ENV_VAR, FILES
+    from textbooks.benchmarks.files import ENV_VAR, FILES, local_path
 
     if not config.skip_missing or name not in FILES:
         return True
     folder = config.benchmarks_dir or os.environ.get(ENV_VAR)
-    if folder and (Path(folder) / FILES[name]).is_file():
-        say(f"eval: {name}: from {Path(folder) / FILES[name]}")
+    path = local_path(name, config.benchmarks_dir)
+    if path is not None:
+        say(f"eval: {name}: from {path}")
         return True
     say(f"eval: {name}: skipped, {FILES[name]} is not in {folder or f'${ENV_VAR} (not set)'}")
     return False
@@ -244,14 +252,46 @@ def _write_rows(rows: list[dict], path: Path) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def _add_solution_loss(completer: Any, suites: dict[str, list[Problem]], summary: dict, say: Say) -> None:
+def _add_solution_loss(completer: Any, suites: dict[str, list[Problem]], summary: dict, say: Say
+                       ) -> dict[str, dict[str, float]]:
+    """Each benchmark's mean canonical-solution loss into `summary`; each problem's, by benchmark and task."""
     from textbooks.evaluate.loss import solution_loss
 
+    per_problem = {}
     for name, problems in suites.items():
         pairs = [(p.prompt, p.canonical_solution) for p in problems]
         loss = solution_loss(completer.model, completer.tokenizer, pairs)
         summary["benchmarks"][name]["solution_loss"] = loss.mean
+        per_problem[name] = {p.task_id: value for p, value in zip(problems, loss.per_problem)}
         say(f"eval: {name}: canonical-solution loss {loss.mean:.3f} nats/token over {loss.tokens} tokens")
+    return per_problem
+
+
+def _passed(problems: list[Problem], samples: list[Sample], verdicts: list[Verdict]) -> dict[str, list[bool]]:
+    passed: dict[str, list[bool]] = {problem.task_id: [] for problem in problems}
+    for (task_id, _), verdict in zip(samples, verdicts):
+        passed[task_id].append(verdict.status == "passed")
+    return passed
+
+
+def _add_split(suites: dict[str, list[Problem]], passed: dict[str, dict[str, list[bool]]],
+               losses: dict[str, dict[str, float]], similar: dict, summary: dict, say: Say) -> None:
+    """pass@1 and solution loss on the similar and non-similar problems at each tau (table 3)."""
+    for name, problems in suites.items():
+        sets = split.similar_for(name, similar)
+        if sets is None:
+            say(f"eval: {name}: the decontamination result covers {', '.join(similar) or 'no benchmark'}, not "
+                f"{name}; no similar/non-similar split")
+            continue
+        found = split.split_scores([p.task_id for p in problems], passed[name], losses.get(name), sets)
+        summary["benchmarks"][name]["split"] = found
+        for tau in sorted(found, key=float, reverse=True):
+            subsets = found[tau]
+            say(f"eval: {name}: tau {tau}: pass@1 " + " / ".join(
+                "-" if subsets[subset]["pass@1"] is None else f"{subsets[subset]['pass@1']:.1%}"
+                for subset in split.SUBSETS)
+                + f" on {subsets['similar']['problems']} similar / {subsets['non_similar']['problems']} "
+                  "non-similar / all problems")
 
 
 def _grade(config: Any, problems: list[Problem], samples: list[Sample], say: Say) -> dict:
@@ -290,6 +330,9 @@ def summary_markdown(summary: dict) -> str:
             base = [f"{name} (base tests)", problems, str(scores["samples"])]
             base += [_percent(scores["base_pass@k"].get(str(k))) for k in ks] + ["", ""]
             lines.append("| " + " | ".join(base) + " |")
+    for name, scores in summary["benchmarks"].items():
+        if "split" in scores:
+            lines += split.split_markdown(name, scores["split"])
     return "\n".join(lines) + "\n"
 
 

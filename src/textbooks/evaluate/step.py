@@ -62,6 +62,10 @@ class EvalConfig(StepConfig):
     judge_base_url: str | None = Field(None, description="the judge's endpoint (default $OPENAI_BASE_URL)")
     benchmarks_dir: str | None = Field(None, description="folder with the benchmark files (default "
                                                          "$TEXTBOOKS_BENCHMARKS, else download)")
+    decontamination: PathInput | None = Field(None, description="a `textbooks decontaminate` output: also report "
+                                                                "pass@1 and solution loss on the problems similar "
+                                                                "to its dataset and on the rest, at each tau "
+                                                                "(the paper's table 3)")
     skip_missing: bool = Field(False, description="skip, with a message, benchmarks whose files are not in that "
                                                   "folder (no download): for offline demos")
 

@@ -34,7 +34,10 @@ def scores(stage: StageRun) -> list[Section] | None:
 
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     benchmarks = summary["benchmarks"]
-    table = _markdown_table(summary_markdown(summary))
+    from textbooks.evaluate.split import SUBSETS
+
+    table = _markdown_table(summary_markdown({**summary, "benchmarks": {
+        name: {key: value for key, value in scores.items() if key != "split"} for name, scores in benchmarks.items()}}))
     names = list(benchmarks)
     png = plots.eval_scores(stage.name, names, [benchmarks[name]["pass@k"].get("1", 0.0) for name in names],
                             [benchmarks[name].get("solution_loss") for name in names])
@@ -45,6 +48,16 @@ def scores(stage: StageRun) -> list[Section] | None:
                   "problems. The solution loss is the model's mean loss on the canonical solutions given their "
                   "prompts: it falls long before pass@1 rises."),
         table, Figure("scores", png, "pass@1 per benchmark, and the canonical solutions' loss.")]
+    for name, scores in benchmarks.items():
+        if "split" in scores:
+            rows = [[tau] + [" / ".join(_subset_cell(subsets[subset], key) for subset in SUBSETS)
+                             for key in ("problems", "pass@1", "solution_loss")]
+                    for tau, subsets in sorted(scores["split"].items(), key=lambda item: -float(item[0]))]
+            blocks += [Paragraph(f"{name} split by the decontamination result: problems similar to the training "
+                                 "data at each tau (a row with an AST match rate of at least tau) against the rest, "
+                                 "as the paper's table 3."),
+                       Table(["tau", "problems (similar / non-similar / all)", "pass@1", "solution loss"], rows,
+                             "lrrr")]
     found = _read_samples(stage)
     if found:
         rows = [[bench, fmt.count(samples.statuses["passed"]), fmt.count(samples.statuses["failed"]),
@@ -53,6 +66,13 @@ def scores(stage: StageRun) -> list[Section] | None:
         blocks.append(Table(["benchmark", "passed", "failed", "timed out", "empty completions"], rows, "lrrrr"))
     return [Section("Evaluation", blocks)] + [Section(f"Completions: {bench}", _benchmark_blocks(stage, samples))
                                               for bench, samples in found.items()]
+
+
+def _subset_cell(scores: dict, key: str) -> str:
+    value = scores.get(key)
+    if value is None:
+        return "-"
+    return str(value) if key == "problems" else f"{100 * value:.1f}%" if key == "pass@1" else f"{value:.3f}"
 
 
 def _markdown_table(markdown: str) -> Table:

@@ -166,6 +166,22 @@ def eval_scores(stage: str, benchmarks: list[str], pass_at_1: list[float], losse
     return _png(figure)
 
 
+def similar_by_tau(stage: str, similar: dict[str, list[int]], taus: list[str]) -> bytes:
+    """Similar problems at each tau (the paper's table 3), one line per benchmark."""
+    figure = _figure(2.6)
+    axes = figure.add_subplot()
+    for bench, counts in similar.items():
+        axes.plot([float(tau) for tau in taus], counts, marker="o", label=bench)
+        for tau, count in zip(taus, counts):
+            axes.text(float(tau), count, f"{count:,}", ha="center", va="bottom", fontsize=8)
+    axes.invert_xaxis()
+    axes.set_xlabel("AST match rate tau")
+    axes.set_ylabel("similar problems")
+    axes.legend()
+    axes.set_title(f"{stage}: problems with a similar row")
+    return _png(figure)
+
+
 def count_bars(title: str, labels: list[str], counts: list[int], xlabel: str, ylabel: str,
                colors: list[str] | None = None) -> bytes:
     """One vertical bar per label with its count written on top."""

@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str | None, str | StageSection]] = [
     ("classify", "textbooks.report.quality:classifier_measures"),
     ("synth", "textbooks.report.synth:generated"),
     ("mine-exercises", "textbooks.report.synth:mined"),
+    ("decontaminate", "textbooks.report.decontam:section"),
     ("tokenize", "textbooks.report.training:token_data"),
     ("train", "textbooks.report.training:loss_curves"),
     ("export-hf", "textbooks.report.training:exported"),
