@@ -56,7 +56,7 @@ def shingle_sets(documents: Iterable[list[int]], ngram: int) -> tuple[np.ndarray
     documents = list(documents)
     lengths = np.fromiter(map(len, documents), dtype=np.int64, count=len(documents))
     flat = np.fromiter(chain.from_iterable(documents), dtype=np.uint64, count=int(lengths.sum()))
-    owner, hashes = window_hashes(flat, lengths, ngram)
+    owner, hashes = _window_hashes(flat, lengths, ngram)
     keys = np.sort((owner << np.uint64(32)) | (mix64(hashes) >> np.uint64(32)))
     keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))] if keys.size else keys
     values = (keys & _LOW_32).astype(np.uint32)
@@ -64,7 +64,7 @@ def shingle_sets(documents: Iterable[list[int]], ngram: int) -> tuple[np.ndarray
     return values, offsets.astype(np.int64)
 
 
-def window_hashes(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
+def _window_hashes(flat: np.ndarray, lengths: np.ndarray, ngram: int) -> tuple[np.ndarray, np.ndarray]:
     """For every window of `ngram` tokens (or whole shorter document): its document and its 64-bit hash."""
     windows = np.where(lengths >= ngram, lengths - ngram + 1, np.minimum(lengths, 1))
     owner = np.repeat(np.arange(len(lengths), dtype=np.uint64), windows)

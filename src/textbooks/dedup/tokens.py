@@ -56,14 +56,17 @@ def code_tokens(text: str) -> tuple[list[str], bool]:
     return _canonical([token for token in _CODE_TOKEN.findall(text) if token[0] != "#"], names), True
 
 
+def written_tokens(text: str) -> list[str]:
+    """Code tokens with names as written: comments and string layout gone, nothing compiled (prose works too)."""
+    return _canonical([token for token in _CODE_TOKEN.findall(text) if token[0] != "#"], set())
+
+
 def code_token_views(text: str) -> tuple[list[str], list[str]]:
-    """Two token streams of `text` from one parse: names as written, and local names numbered (`code_tokens`);
-    comments and string layout are gone from both. Text that is not Python gives its plain tokens twice."""
+    """`written_tokens(text)` and `code_tokens(text)[0]` (local names numbered), from one pass of the tokenizer."""
+    tokens = [token for token in _CODE_TOKEN.findall(text) if token[0] != "#"]
     names = local_names(text)
     if names is None:
-        plain = _PLAIN_TOKEN.findall(text)
-        return plain, list(plain)
-    tokens = [token for token in _CODE_TOKEN.findall(text) if token[0] != "#"]
+        return _canonical(tokens, set()), _PLAIN_TOKEN.findall(text)
     return _canonical(list(tokens), set()), _canonical(tokens, names)
 
 
