@@ -257,3 +257,38 @@ def test_eval_reports_pass_at_1_on_similar_and_non_similar_problems(tmp_path: Pa
     error_out = tmp_path / "eval-bad"
     assert main(["eval", "--samples", str(samples), "--bench", "humaneval", "--decontamination",
                  str(tmp_path / "data"), "--out", str(error_out)]) == 2
+
+
+def test_given_embeddings_and_a_run_killed_after_its_reduce(tmp_path: Path) -> None:
+    """The embed step's output (the problems embedded by the same embedder) gives the same findings as the
+    hashing vectors made on the fly; a run killed once the reduce is recorded resumes without redoing it and
+    ends with the same files."""
+    import os
+    import subprocess
+    import sys
+
+    problems = chosen_problems(load_benchmark("humaneval"), load_benchmark("mbpp"), count=12)
+    texts = [text for _, _, text in planted_rows(problems)] + stdlib_functions(limit=80)
+    folder = write_dataset(tmp_path / "data", [{"id": str(index), "text": text, "source": "test"}
+                                               for index, text in enumerate(texts)])
+    assert main(["embed", "--input", str(folder), "--out", str(tmp_path / "embed")]) == 0
+    flags = ["--bench", "humaneval", "--no-confirm-plus", "--neighbours", "5"]
+    alone = _run(folder, tmp_path / "alone", *flags)
+    given = _run(folder, tmp_path / "given", *flags, "--embeddings", str(tmp_path / "embed"))
+    assert given["pruned"] == alone["pruned"]
+    for bench, found in alone["benchmarks"].items():  # stored float16 embeddings: distances to about 1e-3
+        other = given["benchmarks"][bench]
+        assert {key: value for key, value in other.items() if key != "embedding"} == \
+            {key: value for key, value in found.items() if key != "embedding"}
+        assert other["embedding"]["median_nearest"] == pytest.approx(found["embedding"]["median_nearest"], abs=1e-2)
+    argv = [sys.executable, "-m", "textbooks", "decontaminate", str(folder), "--out", str(tmp_path / "killed"),
+            "--workers", "1", *flags]
+    killed = subprocess.run(argv, capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TEXTBOOKS_KILL_AT": "decontaminate:reduce"})
+    assert killed.returncode == -9 and not data.is_complete(tmp_path / "killed")
+    resumed = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "the reduce result was recorded earlier" in resumed.stdout
+    assert json.loads((tmp_path / "killed" / "decontamination.json").read_text()) == alone
+    assert pq.read_table(tmp_path / "killed" / "matches.parquet").equals(
+        pq.read_table(tmp_path / "alone" / "matches.parquet"))

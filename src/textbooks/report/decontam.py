@@ -50,6 +50,12 @@ def section(stage: StageRun) -> Section | None:
                   "execution on non-trivial tests" + ("" if settings["distance"] is None
                                                      else f", embedding distance {settings['distance']:g}") + "."),
     ]
+    closest = _closest_rows(summary, float(taus[-1]) if taus else 1.0)
+    if closest:
+        blocks.append(Details(f"Closest rows of the {len(closest)} problems with a match (tau >= {taus[-1]}, a "
+                              "shared n-gram or a passing row)", [Table(
+                                  ["problem", "AST match (row, tau)", "n-gram (row, overlap)",
+                                   "embedding (row, distance)", "execution (row)"], closest, "lllll")]))
     examples = summary.get("examples", [])
     if examples:
         blocks.append(Details(f"The {len(examples)} closest pairs by AST match rate", [
@@ -58,6 +64,23 @@ def section(stage: StageRun) -> Section | None:
                            + (f", passes its tests ({example['execution']})" if example["execution"] else "")),
                 Preformatted(example["problem_text"]), Preformatted(example["row_text"]))]))
     return Section("Decontamination", blocks)
+
+
+def _closest_rows(summary: dict, floor: float) -> list[list[str]]:
+    """Per problem that some measure matched, its best row by each measure, with the score."""
+    rows = []
+    for key, best in summary["closest"].items():
+        if not (best.get("ast", {}).get("tau", 0.0) >= floor or "ngram" in best or "execution" in best):
+            continue
+        ast = f"{best['ast']['id']}: {best['ast']['tau']:.3f}" if "ast" in best else "-"
+        ngram = f"{best['ngram']['id']}: {best['ngram']['share']:.2f}" if "ngram" in best else "-"
+        near = f"{best['embedding']['id']}: {best['embedding']['distance']:.3f}" if "embedding" in best else "-"
+        passed = best.get("execution")
+        run = "-" if passed is None else f"{passed['id']} ({passed['function']}" + (
+            ", trivial tests" if passed["trivial"] else "") + (
+            ", EvalPlus too" if passed.get("plus_passed") else "") + ")"
+        rows.append([key, ast, ngram, near, run])
+    return rows
 
 
 def _distance(value: float | None) -> str:
