@@ -13,6 +13,9 @@ from conftest import dataset_rows
 from test_quality import refused, write_dataset
 
 from textbooks.cli import main
+from textbooks.diversity.dataset import EXAMPLE_CHARS, measure_with_families
+from textbooks.diversity.families import find_families, greedy_dedup_removed
+from textbooks.diversity.measures import compression_ratio, distinct_n
 from textbooks.pipeline.recipe import load_recipe
 from textbooks.pipeline.runner import run_recipe
 from textbooks.quality.vectors import embeddings_table
@@ -88,6 +91,33 @@ def test_families_are_written_per_row_and_an_exact_copy_is_one_family_per_origin
     assert found["rows"] == 60 and found["families"]["families"] == 30
     assert found["redundancy"]["near_duplicate_rate"] == 1.0
     assert found["redundancy"]["greedy_dedup_removed"]["0.7"] == pytest.approx(0.5)
+
+
+def test_a_dataset_in_many_parts_measures_as_its_texts_do_in_one_go(tmp_path: Path) -> None:
+    originals = stdlib_functions(30)
+    texts = [originals[index % 30] if index % 4 == 0 else renamed(originals[index % 30], index)
+             for index in range(120)]  # exact copies and variations, spread over the parts
+    many = write_dataset(tmp_path / "many", rows_of(texts), shards=7)
+    rows = data.read_dataset(many).to_pylist()  # in dataset order, the order of the measure's rows
+    measured, family = measure_with_families(many)
+    whole, whole_family = measure_with_families(write_dataset(tmp_path / "one", rows, shards=1))
+    assert measured == whole and family.tolist() == whole_family.tolist()
+
+    ordered = [row["text"] for row in rows]
+    found = find_families(ordered, seed=0)
+    assert family.tolist() == found.family.tolist()
+    assert {key: value for key, value in measured["families"].items() if key != "examples"} == found.summary()
+    assert measured["families"]["families"] < 40 and found.edges["exact"] > 0  # 30 originals, a few apart
+    redundancy = measured["redundancy"]
+    assert redundancy["greedy_dedup_removed"] == greedy_dedup_removed(ordered, seed=0)
+    assert redundancy["distinct_n"] == {str(n): value for n, value in distinct_n(ordered).items()}
+    assert redundancy["compression_ratio"] == compression_ratio(ordered)
+    examples = measured["families"]["examples"]
+    assert len(examples) == 3
+    for example in examples:
+        first_rows = np.flatnonzero(family == example["family"])[:2].tolist()
+        assert example["ids"] == [rows[row]["id"] for row in first_rows]
+        assert example["texts"] == [ordered[row][:EXAMPLE_CHARS] for row in first_rows]
 
 
 def test_a_redundant_and_a_diverse_dataset_compared_side_by_side(tmp_path: Path, capsys) -> None:

@@ -11,12 +11,14 @@ from planted import distinct_functions, stdlib_functions
 from planted_families import planted_families
 from sklearn.metrics import adjusted_rand_score
 
+from textbooks.corpus.units import parse_python
 from textbooks.dedup import lsh
 from textbooks.dedup.config import DedupConfig
 from textbooks.dedup.stage import DedupStage
 from textbooks.diversity import families
 from textbooks.diversity.families import (
     Families,
+    SignatureBuilder,
     Signatures,
     ast_shape,
     find_families,
@@ -176,6 +178,30 @@ def test_signatures_are_reused_and_must_match(originals):
         find_families(texts[:30], signatures=signatures)
     with pytest.raises(ValueError, match=r"num_perm=64"):
         greedy_dedup_removed(texts, num_perm=64, signatures=signatures)
+
+
+def test_signatures_made_part_by_part_are_those_of_all_rows_and_stand_in_for_the_texts(originals):
+    texts = originals[:40] + [MEAN, RENAMED_AND_REFORMATTED] + originals[10:30] + [""]  # copies across parts
+    builder = SignatureBuilder()
+    bounds = [0, 7, 7, 30, 51, len(texts)]  # uneven parts, one of them empty
+    for start, end in zip(bounds, bounds[1:]):
+        builder.add(texts[start:end])
+    parted, whole = builder.build(), Signatures.of(texts)
+    for field in ("shingles", "offsets", "minhash", "first_copy"):
+        assert np.array_equal(getattr(parted, field), getattr(whole, field)), field
+    assert len(builder.build()) == 0, "build hands every part over"
+
+    shapes = [families.tree_shape(tree) if tree is not None else None for tree in map(parse_python, texts)]
+    streamed, found = find_families(signatures=parted, shapes=shapes), find_families(texts)
+    assert streamed.family.tolist() == found.family.tolist() and streamed.edges == found.edges
+    assert found.edges["exact"] == 20 and found.edges["shape"] >= 1
+    assert greedy_dedup_removed(signatures=parted) == greedy_dedup_removed(texts)
+    with pytest.raises(ValueError, match="neither texts nor their shapes were given"):
+        find_families(signatures=parted)
+    with pytest.raises(ValueError, match="neither texts nor their signatures were given"):
+        greedy_dedup_removed()
+    with pytest.raises(ValueError, match=r"different numbers of rows \({'signatures': 63, 'shapes': 62}\)"):
+        find_families(signatures=parted, shapes=shapes[:-1])
 
 
 def test_bad_settings_and_empty_datasets():

@@ -238,6 +238,14 @@ def test_balance_by_hand() -> None:
         balance({"a": 1, "b": -1})
 
 
+def test_balance_is_the_same_to_the_last_bit_whatever_order_the_counts_came_in() -> None:
+    rng = random.Random(0)
+    counts = {f"module{index}": rng.randint(1, 1000) for index in range(100)}
+    shuffled = list(counts.items())
+    rng.shuffle(shuffled)  # as a Counter filled from sets is, under another PYTHONHASHSEED
+    assert balance(dict(shuffled)) == balance(counts)
+
+
 # --- a redundant and a diverse dataset ----------------------------------------------------------------------
 
 # 20 short exercises: (name, what it returns, body with the local names {a} {b} {c} and the docstring {doc})

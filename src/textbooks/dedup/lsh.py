@@ -24,12 +24,11 @@ from textbooks.dedup.shingles import mix64
 
 
 def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
-    """A `(documents, bands)` array of 64-bit keys, one per band of each signature."""
-    count = signatures.shape[0]
-    shaped = signatures[:, :bands * rows].reshape(count, bands, rows).astype(np.uint64)
-    keys = np.zeros((count, bands), dtype=np.uint64)
+    """A `(documents, bands)` array of 64-bit keys, one per band of each signature. The signatures are read one
+    row of every band at a time, never widened to 64 bits at once (that copy would be 8 bytes a permutation)."""
+    keys = np.zeros((signatures.shape[0], bands), dtype=np.uint64)
     for row in range(rows):
-        keys = mix64(keys ^ shaped[:, :, row])
+        keys = mix64(keys ^ signatures[:, row:bands * rows:rows])
     return keys
 
 
@@ -54,7 +53,8 @@ def near_duplicate_roots(parents: np.ndarray, signatures: np.ndarray, bands: int
     the index: an empty set's signature is all `MAX_HASH`, and two empty sets are no evidence of anything.
     """
     candidates = np.flatnonzero((parents == np.arange(len(parents))) & (signatures != MAX_HASH).any(axis=1))
-    pairs = candidates[candidate_pairs(band_keys(signatures[candidates], bands, rows))]
+    keys = band_keys(signatures, bands, rows)[candidates]  # keys are smaller than a copy of the candidates' rows
+    pairs = candidates[candidate_pairs(keys)]
     return cluster_roots(parents, pairs, similar)
 
 

@@ -3,9 +3,21 @@
     found = measure_dataset(Path("runs/demo/dedup"))                      # text measures and families
     found = measure_dataset(folder, embeddings=Path("runs/demo/embed"))   # and the spread of its embeddings
 
-Families (`families.py`) need every row's text at once (a few GB for a million rows of code); the other text
-measures stream part by part. A family column already in the dataset (`family_id`, written by the diversity step)
-is read instead of found again.
+One pass reads the dataset part by part, and no text outlives its part (the examples of the largest families
+are read again from theirs). The text measures stream; families (`families.py`) need every row at once, but
+not its text. Per row they hold its distinct shingles (4 B each: 92 a row, 370 B, on the standard library's
+code), its MinHash signature (128 x 4 B), its AST shape (a 32-character hash and a node count, about 145 B
+as Python objects), 16 B of offsets and first copy, and, per distinct text, its normalised hash with its
+first row; the row's id only with embeddings. Besides those: zstd's 128 MiB window (about 210 MiB once full),
+dedup's token-hash cache (at most 2**20 tokens), and distinct-n's n-gram hashes (8 B per distinct n-gram,
+n = 1..4), which grow with how much new code the rows bring, not with their number.
+
+Measured 2026-12-01 (bench/diversity_memory.py, 2 cores): 100,000 rows of that code peak at 656 MiB (1,676
+MiB when every text and every row's tokens were held at once), 250,000 at 1,066 MiB: 2.9 KiB a row more,
+transients and allocator slack included, so about 3.1 GiB for a million such rows. That corpus repeats 48,584
+stdlib units; a million rows of new code (121 tokens a row) as varied as 400 short stdlib functions would
+add about 1.2 GiB of n-gram hashes (3.6 GiB if every n-gram were new).
+A `family_id` column already in the dataset is not read: families are found again.
 """
 
 from __future__ import annotations
@@ -59,41 +71,45 @@ def measure_with_families(folder: str | Path, embeddings: str | Path | None = No
         raise UserError(f"diversity: {folder} has no `text` column (it has {', '.join(names[:8])}); measure a "
                         "dataset of documents, not a side dataset such as embeddings")
     axes = [name for name in SAMPLER_AXES if name in names]
-    texts: list[str] = []
-    ids: list[str] = []
+    parts = _parts(folder)
+    part_rows: list[int] = []
+    ids: list[str] = []  # only to look up embeddings
     shapes: list[tuple[str, int] | None] = []
+    builder = family_module.SignatureBuilder(ngram=ngram, seed=seed)
     distinct, compressed = measures.DistinctN(), measures.Compression()
     libraries: Counter[str] = Counter()
     sampled: dict[str, Counter[str]] = {axis: Counter() for axis in axes}
-    for part in _parts(folder):
+    for part in parts:
         table = read_table(part, ["id", "text", *axes])
         chunk = [text or "" for text in table["text"].to_pylist()]
-        texts += chunk
-        ids += [str(row_id) for row_id in table["id"].to_pylist()]
+        part_rows.append(len(chunk))
+        if embeddings is not None:
+            ids += [str(row_id) for row_id in table["id"].to_pylist()]
+        builder.add(chunk)  # once, for families and greedy dedup
         distinct.update(chunk)
         compressed.update(chunk)
-        trees = [parse_python(text) for text in chunk]  # once a row: its shape and its imports
-        shapes += [family_module.tree_shape(tree) if tree is not None else None for tree in trees]
-        for text, tree in zip(chunk, trees):
+        for text in chunk:
+            tree = parse_python(text)  # once a row, one tree at a time: its shape and its imports
+            shapes.append(family_module.tree_shape(tree) if tree is not None else None)
             libraries.update(measures.tree_imports(tree) if tree is not None
                              else measures.imported_libraries([text]))
         for axis in axes:
             sampled[axis].update(str(value) for value in table[axis].to_pylist() if value is not None)
     vectors = vectors_for(embeddings, ids) if embeddings is not None else None
-    signatures = family_module.Signatures.of(texts, ngram=ngram, seed=seed)  # once, for families and greedy dedup
-    found = family_module.find_families(texts, threshold=threshold, ngram=ngram, seed=seed, embeddings=vectors,
+    signatures = builder.build()
+    found = family_module.find_families(threshold=threshold, ngram=ngram, seed=seed, embeddings=vectors,
                                         cosine=cosine, signatures=signatures, shapes=shapes)
     summary = found.summary()
-    summary["examples"] = _examples(found, summary["largest"][:3], ids, texts)
+    summary["examples"] = _examples(found, summary["largest"][:3], parts, part_rows)
     result: dict[str, Any] = {
-        "rows": len(texts),
+        "rows": len(signatures),
         "families": summary,
         "redundancy": {
             "near_duplicate_rate": summary["share_in_families"],
             "shape_duplicate_rate": _shape_duplicate_rate(shapes),
             "distinct_n": {str(n): value for n, value in distinct.result().items()},
             "compression_ratio": compressed.result(),
-            "greedy_dedup_removed": family_module.greedy_dedup_removed(texts, ngram=ngram, seed=seed,
+            "greedy_dedup_removed": family_module.greedy_dedup_removed(ngram=ngram, seed=seed,
                                                                        signatures=signatures),
         },
         "balance": {"libraries": measures.balance(libraries, top=20),
@@ -105,17 +121,31 @@ def measure_with_families(folder: str | Path, embeddings: str | Path | None = No
     return result, found.family
 
 
-def _examples(found: family_module.Families, largest: list[list[int]], ids: list[str],
-              texts: list[str]) -> list[dict]:
-    """The first rows of the largest families (more than one row): what their variations look like."""
-    shown = []
-    for family, size in largest:
-        if size < 2:
-            break
-        rows = np.flatnonzero(found.family == family)[:2].tolist()
-        shown.append({"family": family, "size": size, "ids": [ids[row] for row in rows],
-                      "texts": [texts[row][:EXAMPLE_CHARS] for row in rows]})
-    return shown
+def _examples(found: family_module.Families, largest: list[list[int]], parts: list[Part],
+              part_rows: list[int]) -> list[dict]:
+    """The first rows of the largest families (more than one row): what their variations look like, read again
+    from their parts."""
+    chosen = {family: np.flatnonzero(found.family == family)[:2].tolist() for family, size in largest if size > 1}
+    rows = _read_rows(parts, part_rows, [row for family_rows in chosen.values() for row in family_rows])
+    return [{"family": family, "size": size, "ids": [rows[row][0] for row in chosen[family]],
+             "texts": [rows[row][1][:EXAMPLE_CHARS] for row in chosen[family]]}
+            for family, size in largest if family in chosen]
+
+
+def _read_rows(parts: list[Part], part_rows: list[int], rows: list[int]) -> dict[int, tuple[str, str]]:
+    """`{row: (id, text)}` of the dataset's rows `rows` (numbered across its parts), each part read once."""
+    starts = np.cumsum([0, *part_rows])
+    found: dict[int, tuple[str, str]] = {}
+    for index in sorted({int(np.searchsorted(starts, row, side="right")) - 1 for row in rows}):
+        table = read_table(parts[index], ["id", "text"])
+        if table.num_rows != part_rows[index]:
+            raise UserError(f"diversity: {parts[index].path} has {table.num_rows} rows now, {part_rows[index]} "
+                            "when the measure read it; it changed meanwhile, so measure again")
+        ids, texts = table["id"].to_pylist(), table["text"].to_pylist()
+        for row in rows:
+            if starts[index] <= row < starts[index + 1]:
+                found[row] = (str(ids[row - starts[index]]), texts[row - starts[index]] or "")
+    return found
 
 
 def _shape_duplicate_rate(shapes: list[tuple[str, int] | None]) -> float:

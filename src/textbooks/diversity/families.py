@@ -1,11 +1,16 @@
 """Families of variations: how many versions of each piece of code a dataset holds, and how they are spread.
 
-    from textbooks.diversity.families import Signatures, find_families, greedy_dedup_removed
+    from textbooks.diversity.families import SignatureBuilder, Signatures, find_families, greedy_dedup_removed
 
     signatures = Signatures.of(texts)                       # shingles and MinHash once, for both calls
     families = find_families(texts, signatures=signatures, embeddings=vectors)
     families.summary()   # {"rows": 2396, "families": 200, "share_in_families": 0.99, "size_histogram": ...}
     greedy_dedup_removed(texts, signatures=signatures)      # {"0.5": 0.89, "0.7": 0.80, "0.9": 0.39}
+
+    builder = SignatureBuilder()                            # or part by part, holding no text past its part
+    for chunk in parts:
+        builder.add(chunk)                                  # and each row's `tree_shape` into `shapes`
+    find_families(signatures=builder.build(), shapes=shapes)   # the same families as from all the texts
 
 A family is a connected component of the duplicate graph over the rows, whose edges are of four kinds, joined
 in this order: exact copies (`normalized_hash`), near-duplicates (MinHash LSH at a Jaccard threshold on the
@@ -33,7 +38,7 @@ from __future__ import annotations
 import ast
 import hashlib
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -166,10 +171,9 @@ class Signatures:
     @classmethod
     def of(cls, texts: Sequence[str], ngram: int = 5, num_perm: int = 128, seed: int = 1) -> Signatures:
         """The dedup step's tokens (code mode), shingles and signatures of `texts`."""
-        streams = (token_hashes(code_tokens(text)[0]) for text in texts)
-        values, offsets = shingle_sets(streams, ngram)
-        signatures = minhash.signatures(values, offsets, minhash.permutations(num_perm, seed))
-        return cls(values, offsets, signatures, _first_copies(texts), ngram, num_perm, seed)
+        builder = SignatureBuilder(ngram, num_perm, seed)
+        builder.add(texts)
+        return builder.build()
 
     def __len__(self) -> int:
         return len(self.first_copy)
@@ -184,15 +188,62 @@ class Signatures:
                              .format(*made, *wanted))
 
 
-def _first_copies(texts: Sequence[str]) -> np.ndarray:
-    first: dict[str, int] = {}
-    return np.array([first.setdefault(normalized_hash(text), row) for row, text in enumerate(texts)],
+class SignatureBuilder:
+    """`Signatures` made part by part, so that no part's texts need outlive it: `add(texts)` for each part in row
+    order, then `build()`, which hands over everything added and leaves the builder empty. Until then it holds
+    each part's arrays and, for exact copies across parts, the normalised hash of each distinct text (32 hex
+    characters) with its first row. The result equals `Signatures.of` of all the texts at once."""
+
+    def __init__(self, ngram: int = 5, num_perm: int = 128, seed: int = 1) -> None:
+        self.ngram, self.num_perm, self.seed = ngram, num_perm, seed
+        self._start()
+
+    def _start(self) -> None:
+        self._first_row: dict[str, int] = {}
+        self._rows = self._shingle_count = 0
+        self._shingles: list[np.ndarray] = [np.zeros(0, dtype=np.uint32)]
+        self._starts: list[np.ndarray] = []  # each part's row offsets, without its end, into all the shingles
+        self._minhash: list[np.ndarray] = [np.zeros((0, self.num_perm), dtype=np.uint32)]
+        self._first_copy: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
+
+    def add(self, texts: Sequence[str]) -> None:
+        """The signatures of the next rows."""
+        streams = (token_hashes(code_tokens(text)[0]) for text in texts)
+        values, offsets = shingle_sets(streams, self.ngram)
+        self._shingles.append(values)
+        self._starts.append(offsets[:-1] + self._shingle_count)
+        self._minhash.append(minhash.signatures(values, offsets, minhash.permutations(self.num_perm, self.seed)))
+        self._first_copy.append(_first_copies(texts, self._first_row, self._rows))
+        self._rows += len(texts)
+        self._shingle_count += values.size
+
+    def build(self) -> Signatures:
+        """The signatures of every row added, in the order added."""
+        self._starts.append(np.array([self._shingle_count], dtype=np.int64))
+        joined = [_joined(parts) for parts in (self._shingles, self._starts, self._minhash, self._first_copy)]
+        self._start()
+        return Signatures(*joined, self.ngram, self.num_perm, self.seed)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts as one array; the list is emptied, so that only one kind of array is ever held twice."""
+    joined = np.concatenate(parts)
+    parts.clear()
+    return joined
+
+
+def _first_copies(texts: Sequence[str], first: dict[str, int] | None = None, start: int = 0) -> np.ndarray:
+    """The first row with the same normalised text as each text, `texts` being rows `start...`; `first` holds
+    the first row of each hash seen before them, and gains theirs."""
+    first = {} if first is None else first
+    return np.array([first.setdefault(normalized_hash(text), start + row) for row, text in enumerate(texts)],
                     dtype=np.int64)
 
 
-def find_families(texts: Sequence[str], threshold: float = 0.7, ngram: int = 5, num_perm: int = 128, seed: int = 1,
-                  embeddings: np.ndarray | None = None, cosine: float = 0.95, kinds: Sequence[str] = KINDS,
-                  signatures: Signatures | None = None, min_shape_nodes: int = MIN_SHAPE_NODES,
+def find_families(texts: Sequence[str] | None = None, threshold: float = 0.7, ngram: int = 5, num_perm: int = 128,
+                  seed: int = 1, embeddings: np.ndarray | None = None, cosine: float = 0.95,
+                  kinds: Sequence[str] = KINDS, signatures: Signatures | None = None,
+                  min_shape_nodes: int = MIN_SHAPE_NODES,
                   shapes: Sequence[tuple[str, int] | None] | None = None) -> Families:
     """The connected components of the duplicate graph over the rows: edges between exact duplicates
     (normalized_hash), near-duplicates (MinHash LSH at Jaccard `threshold` on `ngram`-token shingles of the
@@ -200,25 +251,27 @@ def find_families(texts: Sequence[str], threshold: float = 0.7, ngram: int = 5, 
     with at least `min_shape_nodes` nodes, and, when embeddings are given, pairs of rows whose cosine
     similarity is >= `cosine` (in blocks: no n x n matrix in memory). Union-find over all edges.
 
-    `signatures` (from `Signatures.of(texts, ngram, num_perm, seed)`) and `shapes` (`tree_shape` of each row's
-    tree, None where it does not parse) save computing them again. Tiny trees
+    `signatures` (from `Signatures.of(texts, ngram, num_perm, seed)` or a `SignatureBuilder`) and `shapes`
+    (`tree_shape` of each row's tree, None where it does not parse) save computing them again; with both,
+    `texts` may be left out, so a caller that reads its rows part by part need not hold them. Tiny trees
     get no shape edges: `def f(ch): return ch in SPACES` and `def g(name): return name in REGISTRY` have one
     shape, and are no variations of one exercise.
     """
     _check_settings(kinds, threshold)
     wanted = signatures is not None or "near" in kinds
     made = _signatures_for(texts, signatures, ngram, num_perm, seed) if wanted else None
-    roots = np.arange(len(texts), dtype=np.int64)
+    roots = np.arange(_row_count(texts, made, shapes), dtype=np.int64)
     joined: dict[str, np.ndarray] = {}  # the roots after each kind's edges, in order
     if "exact" in kinds:
-        first_copy = made.first_copy if made is not None else _first_copies(texts)
+        first_copy = made.first_copy if made is not None else _first_copies(_given(texts, "signatures"))
         roots = joined["exact"] = lsh.cluster_roots(roots, _pairs_to_first(first_copy))
     if made is not None and "near" in kinds:
         similar = lsh.jaccard_check(made.shingles, made.offsets, threshold)
         shape = minhash.optimal_shape(threshold, num_perm)
         roots = joined["near"] = lsh.near_duplicate_roots(roots, made.minhash, *shape, similar)
     if "shape" in kinds:
-        roots = joined["shape"] = _shape_roots(roots, texts, min_shape_nodes, shapes)
+        shaped = shapes if shapes is not None else map(_shape_and_size, _given(texts, "shapes"))
+        roots = joined["shape"] = _shape_roots(roots, shaped, min_shape_nodes)
     if "embedding" in kinds and embeddings is not None:
         roots = joined["embedding"] = _embedding_roots(roots, embeddings, cosine)
     return Families(np.unique(roots, return_inverse=True)[1].astype(np.int64).reshape(-1), _merges(joined, kinds))
@@ -249,21 +302,38 @@ def _pairs_to_first(first: np.ndarray) -> np.ndarray:
     return np.stack([first[later], later], axis=1)
 
 
-def _signatures_for(texts: Sequence[str], signatures: Signatures | None, ngram: int, num_perm: int,
+def _given(texts: Sequence[str] | None, made: str) -> Sequence[str]:
+    if texts is None:
+        raise ValueError(f"neither texts nor their {made} were given: pass the texts, or {made} made from them")
+    return texts
+
+
+def _signatures_for(texts: Sequence[str] | None, signatures: Signatures | None, ngram: int, num_perm: int,
                     seed: int) -> Signatures:
     if signatures is None:
-        return Signatures.of(texts, ngram, num_perm, seed)
-    signatures.check(len(texts), ngram, num_perm, seed)
+        return Signatures.of(_given(texts, "signatures"), ngram, num_perm, seed)
+    signatures.check(len(texts) if texts is not None else len(signatures), ngram, num_perm, seed)
     return signatures
 
 
-def _shape_roots(roots: np.ndarray, texts: Sequence[str], min_nodes: int,
-                 shapes: Sequence[tuple[str, int] | None] | None) -> np.ndarray:
-    """`roots` with every row joined to the first row of the same AST shape."""
+def _row_count(texts: Sequence[str] | None, signatures: Signatures | None,
+               shapes: Sequence[tuple[str, int] | None] | None) -> int:
+    """The number of rows, from whichever of texts, signatures and shapes there are (which must agree)."""
+    counts = {name: len(given) for name, given in (("texts", texts), ("signatures", signatures), ("shapes", shapes))
+              if given is not None}
+    if not counts:
+        raise ValueError("no texts, signatures or shapes were given: pass the texts, or their signatures and shapes")
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"texts, signatures and shapes are of different numbers of rows ({counts}): make them of "
+                         "the same rows")
+    return next(iter(counts.values()))
+
+
+def _shape_roots(roots: np.ndarray, shapes: Iterable[tuple[str, int] | None], min_nodes: int) -> np.ndarray:
+    """`roots` with every row joined to the first row of the same AST shape (`shapes`: each row's, in order)."""
     first: dict[str, int] = {}
-    rows = np.arange(len(texts), dtype=np.int64)
-    for row, text in enumerate(texts):
-        shaped = shapes[row] if shapes is not None else _shape_and_size(text)
+    rows = np.arange(roots.size, dtype=np.int64)
+    for row, shaped in enumerate(shapes):
         if shaped is not None and shaped[1] >= min_nodes:
             rows[row] = first.setdefault(shaped[0], row)
     return lsh.cluster_roots(roots, _pairs_to_first(rows))
@@ -292,11 +362,12 @@ def _embedding_roots(roots: np.ndarray, embeddings: np.ndarray, cosine: float) -
     return roots
 
 
-def greedy_dedup_removed(texts: Sequence[str], thresholds: Sequence[float] = (0.5, 0.7, 0.9), ngram: int = 5,
-                         num_perm: int = 128, seed: int = 1, signatures: Signatures | None = None
+def greedy_dedup_removed(texts: Sequence[str] | None = None, thresholds: Sequence[float] = (0.5, 0.7, 0.9),
+                         ngram: int = 5, num_perm: int = 128, seed: int = 1, signatures: Signatures | None = None
                          ) -> dict[str, float]:
     """For each Jaccard threshold, the share of rows a greedy near-duplicate removal (keep the first row of each
-    LSH cluster, exact copies included, as the dedup step does) would drop: {"0.5": share, ...}."""
+    LSH cluster, exact copies included, as the dedup step does) would drop: {"0.5": share, ...}. With
+    `signatures`, `texts` may be left out."""
     made = _signatures_for(texts, signatures, ngram, num_perm, seed)
     rows = np.arange(len(made))
     removed = {}

@@ -234,9 +234,10 @@ def balance(counts: Mapping[str, int], top: int = 10) -> dict:
         raise ValueError(f"balance: counts must not be negative, got {negative}")
     present = {name: count for name, count in counts.items() if count > 0}
     total = sum(present.values())
-    shares = np.array(list(present.values()), dtype=np.float64) / max(total, 1)
-    entropy = float(np.sum(shares * np.log2(1 / shares))) if present else 0.0
     ranked = sorted(present.items(), key=lambda item: (-item[1], item[0]))
+    # summed in this fixed order: a Counter filled from sets is in an order that changes with PYTHONHASHSEED
+    shares = np.array([count for _, count in ranked], dtype=np.float64) / max(total, 1)
+    entropy = float(np.sum(shares * np.log2(1 / shares))) if present else 0.0
     return {
         "distinct": len(present),
         "total": total,
