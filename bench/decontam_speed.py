@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from dedup import build_corpus, timed, write_dataset  # noqa: E402
 
-from textbooks.decontam.ngrams import NgramIndex, set_overlap  # noqa: E402
+from textbooks.decontam.ngrams import NgramIndex, set_overlap, tokens  # noqa: E402
 from textbooks.decontam.step import DecontaminateConfig, DecontaminateStage  # noqa: E402
 from textbooks.decontam.targets import load_targets  # noqa: E402
 from textbooks.pipeline.executors import make_executor  # noqa: E402
@@ -58,6 +58,11 @@ def main() -> None:
           f"{available_cores()} cores")
     peer, peer_time = timed(lambda: set_overlap(problems, documents, args.ngram))
     ours, ours_time = timed(lambda: indexed(NgramIndex(problems, args.ngram), documents))
+    words, tokens_time = timed(lambda: [tokens(document) for document in documents])
+    _, peer_match_time = timed(lambda: set_overlap(problems, words, args.ngram, tokenize=list))
+    index = NgramIndex(problems, args.ngram)
+    _, ours_match_time = timed(lambda: [index.match_tokens(words[start:start + PART])
+                                        for start in range(0, len(words), PART)])
     # the set loop has no n-gram for a problem shorter than n tokens; the index makes it one: compare the rest
     assert {key: value for key, value in ours.items() if key in peer} == peer and set(peer) <= set(ours), \
         "the n-gram index and the set loop disagree"
@@ -78,6 +83,10 @@ def main() -> None:
     print(f"  n-gram index         {rows / ours_time.seconds:9,.0f} rows/s  ({ours_time.seconds:.1f} s): "
           f"{rows / ours_time.seconds / peer_rate:.2f}x")
     pruned = stats["decontamination"]["pruned"]
+    print(f"  tokens alone         {rows / tokens_time.seconds:9,.0f} rows/s  ({tokens_time.seconds:.1f} s; "
+          "both sides above include them)")
+    print(f"  matching given the tokens: set loop {peer_match_time.seconds:.2f} s, index "
+          f"{ours_match_time.seconds:.2f} s: {peer_match_time.seconds / ours_match_time.seconds:.2f}x")
     print(f"  full step            {rows / full_time.seconds:9,.0f} rows/s  ({full_time.seconds:.1f} s, "
           f"{stats['decontamination']['pairs_scored']:,} pairs scored, {pruned['rows']:,} rows pruned): "
           f"{rows / full_time.seconds / peer_rate:.2f}x")

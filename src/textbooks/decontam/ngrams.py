@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from itertools import chain
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -128,10 +128,12 @@ def overlap(shared: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.nda
     return np.asarray(shared, dtype=np.float64) / np.maximum(np.minimum(first, second), 1)
 
 
-def set_overlap(documents: Sequence[str], texts: Sequence[str], n: int = 13) -> dict[tuple[int, int], int]:
+def set_overlap(documents: Sequence[str], texts: Sequence, n: int = 13,
+                tokenize: Callable[[str], list[str]] = tokens) -> dict[tuple[int, int], int]:
     """The straightforward way (a set of token tuples per problem, a dict from n-gram to problems, a loop over
     each row's n-grams): `{(row, problem): shared}`. The peer `bench/decontam_speed.py` measures `NgramIndex`
-    against; documents shorter than `n` tokens have no n-gram here."""
+    against; documents shorter than `n` tokens have no n-gram here. `tokenize` may be `list` for texts given as
+token lists already."""
     owners: dict[tuple[str, ...], list[int]] = defaultdict(list)
     for problem, document in enumerate(documents):
         words = tokens(document)
@@ -139,7 +141,7 @@ def set_overlap(documents: Sequence[str], texts: Sequence[str], n: int = 13) -> 
             owners[gram].append(problem)
     found: dict[tuple[int, int], int] = defaultdict(int)
     for row, text in enumerate(texts):
-        words = tokens(text)
+        words = tokenize(text)
         for gram in {tuple(words[start:start + n]) for start in range(len(words) - n + 1)}:
             for problem in owners.get(gram, ()):
                 found[row, problem] += 1
