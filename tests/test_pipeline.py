@@ -369,20 +369,24 @@ def test_demo_report_reads_in_a_browser(demo_run):
         "4. classify": ["Summary", "Drop reasons", "Document lengths", "Classifier"],
         "5. filter": ["Summary", "Drop reasons", "Document lengths", "Diversity"],
         "6. dedup": ["Summary", "Drop reasons", "Document lengths", "Near-duplicate clusters", "Diversity"],
-        "7. tokenize": ["Summary", "Token data"],
-        "8. pretrain (train)": ["Summary", "Training"],
-        "9. export-hf": ["Summary", "Export"],
-        "10. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
-        "11. mine-exercises": ["Summary", "Drop reasons", "Document lengths", "Exercises", "Diversity"],
-        "12. exercises-tokens (tokenize)": ["Summary", "Token data"],
-        "13. finetune (train)": ["Summary", "Training"],
-        "14. eval-finetune (eval)": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+        "7. decontaminate": ["Summary", "Drop reasons", "Document lengths", "Decontamination"],
+        "8. tokenize": ["Summary", "Token data"],
+        "9. pretrain (train)": ["Summary", "Training"],
+        "10. export-hf": ["Summary", "Export"],
+        "11. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+        "12. mine-exercises": ["Summary", "Drop reasons", "Document lengths", "Exercises", "Diversity"],
+        "13. decontaminate-exercises (decontaminate)": ["Summary", "Drop reasons", "Document lengths",
+                                                        "Decontamination"],
+        "14. exercises-tokens (tokenize)": ["Summary", "Token data"],
+        "15. finetune (train)": ["Summary", "Training"],
+        "16. eval-finetune (eval)": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
     }
-    steps = ("ingest", "annotate", "embed", "classify", "filter", "dedup", "tokenize", "pretrain", "export-hf", "eval",
-             "mine-exercises", "exercises-tokens", "finetune", "eval-finetune")
+    steps = ("ingest", "annotate", "embed", "classify", "filter", "dedup", "decontaminate", "tokenize", "pretrain",
+             "export-hf", "eval", "mine-exercises", "decontaminate-exercises", "exercises-tokens", "finetune",
+             "eval-finetune")
     with_settings = [step for step in steps if data.read_stats(out / step).get("config")]  # export-hf has none
     assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) \
-        == 13
+        == 15
     classifier = page.under("4. classify", "Classifier")
     held_out = data.read_stats(out / "classify")["classifier"]["held_out"]
     assert f"{held_out['roc_auc']:.3f}" in classifier and "ROC-AUC" in classifier
@@ -392,7 +396,7 @@ def test_demo_report_reads_in_a_browser(demo_run):
 
     rows = [json.loads(line) for line in (out / "eval" / "samples.jsonl").read_text().splitlines()]
     for bench in ("fresh", "humaneval"):
-        shown = page.under("10. eval", f"Completions: {bench}")
+        shown = page.under("11. eval", f"Completions: {bench}")
         mine = [row for row in rows if row["bench"] == bench]
         written = [row for row in mine if row["completion"].strip()]
         if written:
