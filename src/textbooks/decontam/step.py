@@ -30,7 +30,8 @@ from pydantic import Field, field_validator
 
 from textbooks.benchmarks import BENCHMARKS
 from textbooks.decontam import findings
-from textbooks.decontam.neighbours import BLOCK_ROWS, Nearest, StructureVectors, distances, unit
+from textbooks.decontam.candidates import CANDIDATE_SCHEMA, CANDIDATES, Matcher, candidates, selected
+from textbooks.decontam.neighbours import StructureVectors
 from textbooks.decontam.ngrams import NgramIndex
 from textbooks.decontam.targets import Target, load_targets
 from textbooks.dedup.tokens import code_token_views
@@ -42,13 +43,9 @@ from textbooks.pipeline.step import Context, SettingError, StepConfig
 from textbooks.store import data
 from textbooks.store.inputs import Part, plan_parts, read_table
 
-CANDIDATES = "candidates"
 SUMMARY = "decontamination.json"
 MATCHES = "matches.parquet"
 CONTAMINATED_BY = "contaminated_by"
-CANDIDATE_SCHEMA = pa.schema([("position", pa.int64()), ("target", pa.int32()), ("distance", pa.float32()),
-                              ("structure_distance", pa.float32()), ("shared", pa.int64()), ("row_ngrams", pa.int64()),
-                              ("near_embedding", pa.bool_()), ("near_structure", pa.bool_()), ("id", pa.string())])
 MATCH_SCORE = "match_score"
 
 
@@ -129,17 +126,6 @@ class Slice:
     part: Part
 
 
-@dataclass
-class Matcher:
-    """What a worker compares each part with: the problems' n-grams and embeddings, and the row embedder."""
-
-    index: NgramIndex
-    vectors: np.ndarray  # (problems, dimensions)
-    embedder: Any | None  # None: the rows' embeddings are read from `embeddings`
-    structure: StructureVectors
-    structure_vectors: np.ndarray  # (problems, STRUCTURE_DIMENSION)
-
-
 @dataclass(frozen=True)
 class Findings:
     summary: dict
@@ -216,7 +202,7 @@ class DecontaminateStage(Stage):
         if rows.shape[1] != matcher.vectors.shape[1]:
             raise UserError(f"decontaminate: the embeddings have {rows.shape[1]} dimensions, the problems' "
                             f"{matcher.vectors.shape[1]}; give the embed output of this dataset")
-        pairs = _candidates(matcher, texts, rows, self.config)
+        pairs = candidates(matcher, texts, rows, self.config)
         pairs = pairs.append_column("id", pa.array([ids[position] for position in pairs["position"].to_pylist()],
                                                    pa.string()))
         return ShardResult(side={CANDIDATES: pairs}, counters={"candidate_pairs": pairs.num_rows})
@@ -225,7 +211,7 @@ class DecontaminateStage(Stage):
         from textbooks.sandbox import Limits, Sandbox
 
         targets, slices = self._targets(), self.plan()
-        pairs = _selected(shards, self.config)
+        pairs = selected(shards, self.config)
         texts = _texts(pairs, slices)
         sizes = NgramIndex([target.document for target in targets], self.config.ngram).sizes
         settings = self.config.settings()
@@ -302,78 +288,6 @@ def _embedder(embeddings: str | None) -> Any:
                          dimension=meta["dimension"] if hashing else None,
                          **({} if hashing or not meta.get("max_tokens") else {"max_tokens": meta["max_tokens"]}))
     return make_embedder(config)
-
-
-def _candidates(matcher: Matcher, texts: list[str], rows: np.ndarray, config: DecontaminateConfig) -> pa.Table:
-    """The part's candidate pairs: each problem's nearest rows in the part by embedding and by structure, every
-    row sharing an n-gram with a problem, every pair within `distance`; with both distances and the n-grams."""
-    problems = matcher.vectors.shape[0]
-    views = [code_token_views(text) for text in texts]
-    gram_rows, gram_problems, shared, row_ngrams = matcher.index.match_tokens([view[0] for view in views])
-    shapes = matcher.structure.of([view[1] for view in views])
-    by_embedding, by_structure = Nearest(config.neighbours), Nearest(config.neighbours)
-    keys = [gram_rows * problems + gram_problems]
-    for start in range(0, len(texts), BLOCK_ROWS):
-        block = distances(rows[start:start + BLOCK_ROWS], matcher.vectors)
-        by_embedding.add(start, block)
-        by_structure.add(start, distances(shapes[start:start + BLOCK_ROWS], matcher.structure_vectors))
-        if config.distance is not None:
-            close_rows, close_problems = np.nonzero(block <= config.distance)
-            keys.append((close_rows + start) * problems + close_problems)
-    near = {}
-    for name, nearest in (("embedding", by_embedding), ("structure", by_structure)):
-        near_problem, near_row, _ = nearest.result()
-        near[name] = near_row * problems + near_problem
-        keys.append(near[name])
-    unique = np.unique(np.concatenate(keys)).astype(np.int64)
-    positions, targets = unique // problems, unique % problems
-    counts = np.zeros(unique.size, dtype=np.int64)
-    counts[np.searchsorted(unique, gram_rows * problems + gram_problems)] = shared
-    return pa.table({"position": pa.array(positions, pa.int64()), "target": pa.array(targets, pa.int32()),
-                     "distance": pa.array(_pair_distance(rows, matcher.vectors, positions, targets), pa.float32()),
-                     "structure_distance": pa.array(_pair_distance(shapes, matcher.structure_vectors, positions,
-                                                                   targets), pa.float32()),
-                     "shared": pa.array(counts, pa.int64()),
-                     "row_ngrams": pa.array(row_ngrams[positions], pa.int64()),
-                     "near_embedding": pa.array(np.isin(unique, near["embedding"]), pa.bool_()),
-                     "near_structure": pa.array(np.isin(unique, near["structure"]), pa.bool_())})
-
-
-def _pair_distance(rows: np.ndarray, problems: np.ndarray, positions: np.ndarray, targets: np.ndarray
-                   ) -> np.ndarray:
-    cosine = np.einsum("ij,ij->i", unit(rows[positions]), unit(problems[targets]))
-    return np.sqrt(np.clip(2.0 - 2.0 * cosine, 0.0, 4.0))
-
-
-def _selected(shards: list[WorkShard], config: DecontaminateConfig) -> pa.Table:
-    """All parts' candidates, each problem's nearest rows (by embedding, by structure) now over the whole
-    dataset, and every pair sharing an n-gram or within `distance`."""
-    tables = []
-    for shard in shards:
-        table = shard.read(CANDIDATES)
-        if table is None:
-            raise UserError(f"{shard.path(CANDIDATES)}: map output missing; delete the output folder's .work and "
-                            "run the stage again")
-        tables.append(table.append_column("shard", pa.array(np.full(table.num_rows, shard.index), pa.int64())))
-    table = pa.concat_tables(tables)
-    target, distance = table["target"].to_numpy(), table["distance"].to_numpy()
-    keep = table["shared"].to_numpy() > 0
-    for flag, measured in (("near_embedding", distance), ("near_structure", table["structure_distance"].to_numpy())):
-        keep |= _nearest_overall(table[flag].to_numpy(zero_copy_only=False), measured, target,
-                                 table["shard"].to_numpy(), table["position"].to_numpy(), config.neighbours)
-    if config.distance is not None:
-        keep |= distance <= config.distance
-    return table.filter(pa.array(keep)).drop_columns(["near_embedding", "near_structure"])
-
-
-def _nearest_overall(flagged: np.ndarray, measured: np.ndarray, target: np.ndarray, shard: np.ndarray,
-                     position: np.ndarray, k: int) -> np.ndarray:
-    """Which flagged pairs are among the k nearest of their problem over all shards (ties: earlier rows)."""
-    order = np.lexsort((position, shard, measured, ~flagged, target))
-    sorted_target = target[order]
-    ranked = np.empty(order.size, dtype=np.int64)
-    ranked[order] = np.arange(order.size) - np.searchsorted(sorted_target, sorted_target, side="left")
-    return flagged & (ranked < k)
 
 
 def _texts(pairs: pa.Table, slices: list[Slice]) -> dict[tuple[int, int], str]:
