@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import ast
 import random
-import tokenize
 
 from planted import WORDS, _edit, _tokens, rename_locals, rewrap
-from planted_families import blank_lines, reindent
+from planted_families import apply_parsing, blank_lines, reindent
 
 # Hand rewrites in another style: the same signature and docstring, another body (a loop as a comprehension or a
 # library call, a comprehension as a loop). HumanEval: the body after the prompt; MBPP: the whole program. Each
@@ -132,14 +131,7 @@ def reword_docstring(text: str, entry: str, rng: random.Random) -> str:
 
 def reformat(text: str, rng: random.Random) -> str:
     """Re-wrapped, re-indented and with blank lines moved; the code itself as it was."""
-    for perturb in (rewrap, reindent, blank_lines):
-        try:
-            changed = perturb(text, rng)
-            ast.parse(changed)
-        except (SyntaxError, tokenize.TokenError):
-            continue
-        text = changed
-    return text
+    return apply_parsing(text, [rewrap, reindent, blank_lines], rng)
 
 
 def planted_rows(problems: list, seed: int = 0) -> list[tuple[str, str, str]]:

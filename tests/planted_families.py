@@ -66,16 +66,19 @@ def _has_docstring(node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) 
 def variant_of(text: str, rng: random.Random) -> str:
     """`text` with two to five of the perturbations, applied in a fixed order (those that parse)."""
     chosen = set(rng.sample(sorted(PERTURBATIONS), rng.randint(2, 5)))
-    changed = text
-    for name, perturb in PERTURBATIONS.items():
-        if name in chosen:
-            try:
-                candidate = perturb(changed, rng)
-                ast.parse(candidate)
-            except (SyntaxError, tokenize.TokenError):
-                continue
-            changed = candidate
-    return changed
+    return apply_parsing(text, [perturb for name, perturb in PERTURBATIONS.items() if name in chosen], rng)
+
+
+def apply_parsing(text: str, perturbations: list[Callable[[str, random.Random], str]], rng: random.Random) -> str:
+    """`text` with each perturbation applied in turn, leaving out one whose result does not parse."""
+    for perturb in perturbations:
+        try:
+            candidate = perturb(text, rng)
+            ast.parse(candidate)
+        except (SyntaxError, tokenize.TokenError):
+            continue
+        text = candidate
+    return text
 
 
 def rename(text: str, rng: random.Random) -> str:

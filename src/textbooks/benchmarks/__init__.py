@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from textbooks.benchmarks.evalplus import load_humaneval_plus, load_mbpp_plus
 from textbooks.benchmarks.fresh import load_fresh
@@ -38,6 +39,21 @@ BENCHMARKS: dict[str, Loader] = {
 }
 
 
+def benchmark_list(value: Any) -> Any:
+    """A settings validator's view of benchmark names: comma-separated or listed, each known, at least one,
+    without repeats (a ValueError says which name is unknown)."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        value = list(dict.fromkeys(name.strip() for item in value for name in str(item).split(",") if name.strip()))
+        unknown = [name for name in value if name not in BENCHMARKS]
+        if unknown:
+            raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+        if not value:
+            raise ValueError("name at least one benchmark")
+    return value
+
+
 def load_benchmark(name: str, benchmarks_dir: str | Path | None = None) -> list[Problem]:
     """The problems of benchmark `name` (a key of `BENCHMARKS`), in task order."""
     if name not in BENCHMARKS:
@@ -45,4 +61,4 @@ def load_benchmark(name: str, benchmarks_dir: str | Path | None = None) -> list[
     return BENCHMARKS[name](benchmarks_dir)
 
 
-__all__ = ["BENCHMARKS", "Loader", "Problem", "load_benchmark"]
+__all__ = ["BENCHMARKS", "Loader", "Problem", "benchmark_list", "load_benchmark"]

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
-from textbooks.benchmarks import BENCHMARKS
+from textbooks.benchmarks import BENCHMARKS, benchmark_list
 from textbooks.decontam import findings
 from textbooks.decontam.candidates import CANDIDATE_SCHEMA, CANDIDATES, Matcher, candidates, selected
 from textbooks.decontam.neighbours import StructureVectors
@@ -87,17 +87,7 @@ class DecontaminateConfig(StepConfig):
     @field_validator("bench", mode="before")
     @classmethod
     def _bench_list(cls, value: Any) -> Any:
-        return _comma_list(value)
-
-    @field_validator("bench")
-    @classmethod
-    def _known(cls, value: list[str]) -> list[str]:
-        unknown = [name for name in value if name not in BENCHMARKS]
-        if unknown:
-            raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-        if not value:
-            raise ValueError("name at least one benchmark")
-        return list(dict.fromkeys(value))
+        return benchmark_list(value)
 
     @field_validator("tau", mode="before")
     @classmethod

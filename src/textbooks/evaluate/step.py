@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from textbooks.benchmarks import BENCHMARKS
+from textbooks.benchmarks import BENCHMARKS, benchmark_list
 from textbooks.errors import UserError
 from textbooks.pipeline.refs import PathInput
 from textbooks.pipeline.step import Context, Step, StepConfig
@@ -79,16 +79,7 @@ class EvalConfig(StepConfig):
     @field_validator("bench", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            value = [name.strip() for item in value for name in str(item).split(",") if name.strip()]
-            unknown = [name for name in value if name not in BENCHMARKS]
-            if unknown:
-                raise ValueError(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
-            if not value:
-                raise ValueError("name at least one benchmark")
-        return value
+        return benchmark_list(value)
 
 
 class EvalStep(Step):
