@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from textbooks.corpus.globs import DEFAULT_EXCLUDE
 from textbooks.pipeline.step import StepConfig
 
-Source = Literal["stdlib", "dir", "files", "hf"]
+Source = Literal["stdlib", "installed", "dir", "files", "hf"]
 UnitKind = Literal["file", "function", "class"]
+FOLDER_SOURCES: tuple[Source, ...] = ("stdlib", "installed", "dir")  # textbooks.corpus.folders reads them
 
 # Which settings mean something for which source; setting one for another source is refused in `plan`.
 SOURCE_FIELDS: dict[str, tuple[Source, ...]] = {
@@ -24,9 +25,10 @@ SOURCE_FIELDS: dict[str, tuple[Source, ...]] = {
     "id_column": ("files", "hf"),
     "on_error": ("files",),
     "extra_columns": ("files", "hf"),
-    "include": ("stdlib", "dir"),
-    "exclude": ("stdlib", "dir"),
-    "files_per_task": ("stdlib", "dir"),
+    "include": FOLDER_SOURCES,
+    "exclude": FOLDER_SOURCES,
+    "files_per_task": FOLDER_SOURCES,
+    "max_files": ("installed",),
 }
 
 
@@ -35,7 +37,8 @@ class IngestConfig(StepConfig):
 
     source: Source = Field("stdlib", description=(
         "Where the code comes from: stdlib (the .py files of this interpreter's standard library, offline), "
-        "dir (a local folder), files (JSONL/Parquet files) or hf (a Hugging Face dataset)."))
+        "installed (the .py files of this environment's installed packages, its site-packages), dir (a local "
+        "folder), files (JSONL/Parquet files) or hf (a Hugging Face dataset)."))
     path: str | None = Field(None, description=(
         "source dir: the folder to read. source files: a JSONL (.gz/.zst) or Parquet file, a glob, or a "
         "folder of such files."))
@@ -53,18 +56,23 @@ class IngestConfig(StepConfig):
     id_column: str = Field("id", description=(
         "sources files and hf: the column holding a record's id; records without one are named by position."))
     include: list[str] = Field(["**/*.py"], description=(
-        "sources stdlib and dir: globs of the files to read, relative to the folder (** spans folders)."))
+        "sources stdlib, installed and dir: globs of the files to read, relative to the folder (** spans "
+        "folders)."))
     exclude: list[str] = Field(DEFAULT_EXCLUDE, description=(
-        "sources stdlib and dir: globs of files to leave out; the default leaves out site-packages, "
-        "dist-packages and test suites (test/, tests/, idle_test/)."))
+        "sources stdlib, installed and dir: globs of files to leave out; the default leaves out "
+        "site-packages, dist-packages and test suites (test/, tests/, idle_test/), except for source "
+        "installed, where it is empty (installed never reads __pycache__)."))
     limit: int | None = Field(None, ge=1, description=(
         "Read at most this many files or records (the first ones in sorted order), for quick runs."))
+    max_files: int | None = Field(None, ge=1, description=(
+        "source installed: read at most this many files, shared out over the packages (each an equal share, "
+        "taken at even steps through its sorted files), the same ones on every run; instead of limit."))
     files_per_task: int = Field(40, ge=1, description=(
-        "sources stdlib and dir: files per task (the stdlib makes about 20 tasks); files and hf make one "
-        "task per input file or dataset slice."))
+        "sources stdlib, installed and dir: files per task (the stdlib makes about 20 tasks); files and hf "
+        "make one task per input file or dataset slice."))
     source_name: str | None = Field(None, description=(
-        "Value of the `source` column and prefix of every id (default: stdlib, the folder's name, the "
-        "file's stem, or the dataset's name)."))
+        "Value of the `source` column and prefix of every id (default: stdlib, installed, the folder's name, "
+        "the file's stem, or the dataset's name)."))
     units: list[UnitKind] = Field(["file"], min_length=1, description=(
         "What becomes a row: whole files, and/or top-level functions and classes (with their decorators, "
         "docstrings and comments, after the module's imports that they use)."))
@@ -89,6 +97,14 @@ class IngestConfig(StepConfig):
         "made from them, renamed record_NAME where a name is one of ours (path, kind...); false drops them."))
     on_error: Literal["fail", "skip"] = Field("fail", description=(
         "source files: a malformed JSONL line stops the run (fail) or is dropped as malformed_input (skip)."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _installed_reads_site_packages(cls, values: Any) -> Any:
+        """The default exclude leaves out site-packages and tests, which source installed is made of."""
+        if isinstance(values, dict) and values.get("source") == "installed" and "exclude" not in values:
+            return {**values, "exclude": []}
+        return values
 
     def column_of_text(self) -> str:
         """The text column for record sources: The Stack names it `content`, our JSONL/Parquet `text`."""

@@ -1,6 +1,7 @@
 """The ingest stage: raw code in, one row per file, function or class out, cleaned and exactly deduplicated.
 
     textbooks ingest --units function class --out runs/x/ingest              # the standard library
+    textbooks ingest --source installed --max-files 2000 --out runs/x/ingest  # a sample of site-packages
     textbooks ingest --source dir --path ~/src/project --out runs/x/ingest
     textbooks ingest --source hf --dataset bigcode/the-stack-dedup --data-dir data/python --limit 10000 ...
 
@@ -15,7 +16,7 @@ units [function, class]: 5,531 rows in, 4,887 out, 8 s of CPU time.
 from __future__ import annotations
 
 from textbooks.corpus import sources
-from textbooks.corpus.config import IngestConfig
+from textbooks.corpus.config import FOLDER_SOURCES, IngestConfig
 from textbooks.corpus.document import Document
 from textbooks.corpus.filters import SYNTAX_ERROR, document_problem, row_problem
 from textbooks.corpus.finish import ShardFix, apply_fix, plan_fixes
@@ -49,7 +50,7 @@ def ingest_document(document: Document, config: IngestConfig, rows: ShardRows) -
 class IngestStage(Stage):
     name = "ingest"
     Config = IngestConfig
-    takes = ()  # it reads what its settings name: the stdlib, a folder, files or a hub dataset
+    takes = ()  # it reads what its settings name: the stdlib, site-packages, a folder, files or a hub dataset
     cli_input = None
     has_reduce = True
 
@@ -68,7 +69,7 @@ class IngestStage(Stage):
         for document in sources.read_documents(task, self.config):
             ingest_document(document, self.config, rows)
             read += 1
-        counter = "files" if self.config.source in ("stdlib", "dir") else "records"
+        counter = "files" if self.config.source in FOLDER_SOURCES else "records"
         return ShardResult(kept=rows.kept_table(), dropped=rows.dropped_table(), counters={counter: read})
 
     def reduce(self, shards: list[WorkShard]) -> list[ShardFix]:

@@ -3,8 +3,8 @@
 An id is `{source}:{path}` for a whole file or record and `{source}:{path}::{name}` for a function or class;
 when an id repeats in one task (two `def f` in one module, two records with the same id), the later ones get
 `#2`, `#3`. Ids repeated across tasks (records only: a file belongs to one task) are renamed the same way in
-the stage's reduce step. Records' own columns (a license, a repository) come after ours, one type per column
-across the dataset (`textbooks.corpus.finish` makes the tasks agree).
+the stage's reduce step. Records' own columns (a license, a repository), or an installed file's `package`,
+come after ours, one type per column across the dataset (`textbooks.corpus.finish` makes the tasks agree).
 """
 
 from __future__ import annotations

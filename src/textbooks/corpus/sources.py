@@ -3,7 +3,8 @@
 `plan_tasks(config)` cuts a source into tasks, `read_documents(task, config)` yields each task's documents
 (`textbooks.corpus.document.Document`: a file or a record with its text), and `input_fingerprint(config)`
 identifies the input's content cheaply, so that a changed input runs the stage again.
-Folders (stdlib, dir) live in `textbooks.corpus.folders`, records (files, hf) in `textbooks.corpus.records`.
+Folders (stdlib, installed, dir) live in `textbooks.corpus.folders` (installed's package folders and file
+budget in `textbooks.corpus.installed`), records (files, hf) in `textbooks.corpus.records`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from textbooks.corpus import folders, records
-from textbooks.corpus.config import SOURCE_FIELDS, IngestConfig
+from textbooks.corpus.config import FOLDER_SOURCES, SOURCE_FIELDS, IngestConfig
 from textbooks.corpus.document import Document
 from textbooks.errors import UserError
 
@@ -23,6 +24,9 @@ def check_settings(config: IngestConfig) -> None:
         if config.source not in sources and getattr(config, name) != IngestConfig.model_fields[name].default:
             raise UserError(f"ingest: {name} is a setting of source {' or '.join(sources)}, but source is "
                             f"{config.source}; remove it or set source")
+    if config.limit and config.max_files:
+        raise UserError("ingest: limit and max_files both cap the files read (the first ones, or a share of "
+                        "every package); set one of them")
     if config.source in ("dir", "files") and not config.path:
         what = "the folder to read" if config.source == "dir" else "a JSONL/Parquet file, glob or folder"
         raise UserError(f"ingest: source {config.source} needs path ({what}): set path, or --path on the "
@@ -38,14 +42,14 @@ Task = folders.FileTask | records.RecordTask
 def plan_tasks(config: IngestConfig) -> list[Task]:
     """The tasks, in a fixed order that depends only on the input and the settings."""
     check_settings(config)
-    if config.source in ("stdlib", "dir"):
+    if config.source in FOLDER_SOURCES:
         return folders.plan_tasks(config)
     return records.plan_tasks(config)
 
 
 def input_fingerprint(config: IngestConfig) -> dict:
     check_settings(config)
-    if config.source in ("stdlib", "dir"):
+    if config.source in FOLDER_SOURCES:
         return folders.fingerprint(config)
     return records.fingerprint(config)
 
