@@ -263,6 +263,7 @@ def _add_solution_loss(completer: Any, suites: dict[str, list[Problem]], summary
         loss = solution_loss(completer.model, completer.tokenizer, pairs)
         summary["benchmarks"][name]["solution_loss"] = loss.mean
         per_problem[name] = {p.task_id: value for p, value in zip(problems, loss.per_problem)}
+        summary["benchmarks"][name]["solution_loss_per_problem"] = per_problem[name]
         say(f"eval: {name}: canonical-solution loss {loss.mean:.3f} nats/token over {loss.tokens} tokens")
     return per_problem
 
