@@ -104,6 +104,9 @@ def test_a_local_model_end_to_end_and_resumed(tmp_path, model_folder, capsys):
         scores = summary["benchmarks"][name]
         assert scores["problems"] == 3 and scores["pass@k"] == {"1": 0.0}  # an untrained model passes nothing
         assert 5 < scores["solution_loss"] < 8  # near ln(512) = 6.2 for random weights
+        per_problem = scores["solution_loss_per_problem"]  # what `textbooks compare` bootstraps over
+        assert len(per_problem) == 3 and min(per_problem.values()) <= scores["solution_loss"] <= max(
+            per_problem.values())
     assert main(args) == 0
     assert "eval: done earlier" in capsys.readouterr().out
 

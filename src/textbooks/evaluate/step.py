@@ -85,6 +85,7 @@ class EvalConfig(StepConfig):
 class EvalStep(Step):
     name = "eval"
     Config = EvalConfig
+    version = 2  # 2: each problem's solution loss in summary.json
     takes = ("model",)
     makes = "evaluation"
     input_help = "the model: a checkpoint or training run folder, a transformers model, or openai:MODEL"

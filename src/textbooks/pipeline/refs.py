@@ -62,6 +62,10 @@ class TokenizerRef(Ref):
     kinds = ("tokens", "model")  # `@tokenize/tokenizer`, or a model folder's tokenizer
 
 
+class EvaluationRef(Ref):
+    kinds = ("evaluation",)  # `@eval`; outside a recipe also a run folder that holds eval steps
+
+
 class PathRef(Ref):
     """A file or folder of any kind (a samples file, a source folder)."""
 
@@ -74,6 +78,7 @@ DatasetInput = Annotated[str, AfterValidator(_as(DatasetRef))]
 ModelInput = Annotated[str, AfterValidator(_as(ModelRef))]
 TokenizerInput = Annotated[str, AfterValidator(_as(TokenizerRef))]
 PathInput = Annotated[str, AfterValidator(_as(PathRef))]
+EvaluationInput = Annotated[str, AfterValidator(_as(EvaluationRef))]
 
 
 def find_refs(value: Any, location: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], Ref]]:

@@ -59,6 +59,9 @@ ENTRIES = (
           "write a model or training run as a folder transformers.PhiForCausalLM.from_pretrained loads"),
     Entry("eval", "textbooks.evaluate.step:EvalStep",
           "evaluate a model (or a samples file) on HumanEval, MBPP, EvalPlus and the fresh problems"),
+    Entry("compare", "textbooks.evaluate.side_by_side:CompareStep",
+          "set evaluations (eval steps, run folders, seeds of one arm) side by side with bootstrap intervals over "
+          "problems and paired differences, as a table and a bar chart"),
     Entry("report", "textbooks.report.step:ReportStep",
           "write report.html and report.md for a run folder"),
 )

@@ -71,11 +71,19 @@ def _pass_at_1(scores: dict) -> str:
     return f"{100 * value:.1f}%" if isinstance(value, numbers.Real) else fmt.UNKNOWN
 
 
+def compare_result(stage: StageRun) -> str:
+    stats = stage.stats
+    larger = len(stats.get("larger_than_interval", []))
+    return (f"{fmt.count(len(stats.get('arms', [])))} arms on {', '.join(stats.get('benchmarks', []))}; {larger} "
+            f"difference{'' if larger == 1 else 's'} larger than {'its' if larger == 1 else 'their'} interval")
+
+
 RESULTS: dict[str, Callable[[StageRun], str]] = {
     "tokenize": tokens_result,
     "train": train_result,
     "export-hf": export_result,
     "eval": eval_result,
+    "compare": compare_result,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -238,4 +239,45 @@ def score_histogram(stage: str, scores: list[float], column: str) -> bytes:
     axes.set_xlabel(column)
     axes.set_ylabel("rows")
     axes.set_title(f"{stage}: {column} of every row")
+    return _png(figure)
+
+
+Bar = tuple[float, float, float, list[float]]  # mean, interval low and high, each seed's mean (several seeds)
+
+
+def interval_bars(title: str, benchmarks: list[str], arms: list[str],
+                  panels: list[tuple[str, dict[str, dict[str, Bar]]]]) -> bytes:
+    """The paper's figure 2.1 layout: per panel (a measure, with its axis label), the benchmarks along the x axis
+    and one bar per arm with its interval as an error bar and each seed's mean as a dot; `panels[i][1]` maps
+    arm -> benchmark -> bar, and an arm without a bar for a benchmark (not measured) has none there."""
+    figure = _figure(1.0 + 2.5 * len(panels))
+    colors = [matplotlib.colormaps["tab10"](index % 10) for index in range(len(arms))]
+    width = 0.8 / max(len(arms), 1)
+    positions = np.arange(len(benchmarks))
+    for row, (label, bars) in enumerate(panels):
+        axes = figure.add_subplot(len(panels), 1, row + 1)
+        for index, (arm, color) in enumerate(zip(arms, colors)):
+            found = [(position, bars[arm][bench]) for position, bench in zip(positions, benchmarks)
+                     if bench in bars.get(arm, {})]
+            if not found:
+                continue
+            at = np.array([position for position, _ in found]) + (index - (len(arms) - 1) / 2) * width
+            means = np.array([bar[0] for _, bar in found])
+            errors = np.array([[bar[0] - bar[1] for _, bar in found], [bar[2] - bar[0] for _, bar in found]])
+            axes.bar(at, means, width * 0.92, color=color, label=arm if row == 0 else None)
+            axes.errorbar(at, means, yerr=np.maximum(errors, 0), fmt="none", ecolor="#222222", capsize=3,
+                          linewidth=1)
+            for x, (_, bar) in zip(at, found):
+                if len(bar[3]) > 1:
+                    axes.plot([x] * len(bar[3]), bar[3], "o", color="#222222", markersize=2.5)
+        if not any(bars.get(arm) for arm in arms):
+            axes.text(0.5, 0.5, "not measured by these evaluations", transform=axes.transAxes, ha="center",
+                      va="center", color="#59636e")
+            axes.set_yticks([])
+        axes.set_xlim(-0.5, len(benchmarks) - 0.5)
+        axes.set_xticks(positions, benchmarks)
+        axes.set_ylabel(label)
+        axes.set_ylim(bottom=0)
+    figure.legend(loc="outside lower center", ncols=min(len(arms), 4), fontsize=9, frameon=False)
+    figure.suptitle(title)
     return _png(figure)

@@ -38,6 +38,7 @@ SECTIONS: list[tuple[str | None, str | StageSection]] = [
     ("train", "textbooks.report.training:loss_curves"),
     ("export-hf", "textbooks.report.training:exported"),
     ("eval", "textbooks.report.evaluation:scores"),
+    ("compare", "textbooks.report.comparison:section"),
     (None, "textbooks.report.diversity:section"),
 ]
 
