@@ -212,3 +212,73 @@ def test_a_recipe_names_eval_steps_and_refuses_a_step_of_another_kind(tmp_path: 
     error = capsys.readouterr().err
     assert "key 'evals.1.path'" in error and "'@tokenize' is token data (made by tokenize); this setting takes an " \
                                             "evaluation" in error, error
+
+
+BUDGET_RECIPE = """\
+stages:
+  - stage: ingest
+    include: ["json/*.py", "email/_*.py"]
+    units: [function, class]
+  - stage: tokenize
+    name: tokens-a
+    input: ingest
+    vocab_size: 320
+    val_fraction: 0.1
+    tokens: 20000
+  - stage: tokenize
+    name: tokens-b
+    input: ingest
+    tokenizer: '@tokens-a/tokenizer'
+    val_fraction: 0.1
+    seed: 1
+    tokens: {tokens_b}
+{arms}
+  - stage: compare
+    evals: ['a=@eval-a', 'b=@eval-b']
+    same_budget: true
+    resamples: 100
+"""
+ARM = """\
+  - stage: train
+    name: train-{arm}
+    input: tokens-{arm}
+    model_overrides: {{num_hidden_layers: 1, hidden_size: 64, intermediate_size: 128, num_attention_heads: 2}}
+    seq_len: 32
+    batch_size: 4
+    micro_batch_size: 4
+    max_steps: {steps}
+    warmup_steps: 1
+    checkpoint_every: 2
+    eval_every: 2
+    eval_windows: 4
+  - stage: eval
+    name: eval-{arm}
+    input: train-{arm}
+    bench: [fresh]
+    limit: 4
+    max_new_tokens: 8
+    batch_size: 4
+"""
+
+
+def budget_recipe(path: Path, tokens_b: int = 20000, steps_b: int = 2) -> Path:
+    arms = ARM.format(arm="a", steps=2) + ARM.format(arm="b", steps=steps_b)
+    path.write_text(BUDGET_RECIPE.format(tokens_b=tokens_b, arms=arms.rstrip("\n")))
+    return path
+
+
+def test_same_budget_checks_the_training_behind_each_arm(tmp_path: Path, capsys) -> None:
+    """Arms trained alike on equal packed tokens compare; other steps, or packed tokens 1% or more apart, are
+    refused, naming what differs (the real token folders and training runs of a recipe)."""
+    run = tmp_path / "run"
+    assert main(["run", str(budget_recipe(tmp_path / "alike.yaml")), "--out", str(run)]) == 0
+    budgets = json.loads((run / "compare" / "compare.json").read_text())["budgets"]
+    (first,), (second,) = budgets["a"], budgets["b"]
+    assert first[0]["steps"] == second[0]["steps"] == 2 and first[0]["data"] == "tokens-a"
+    assert abs(first[0]["train_tokens"] - second[0]["train_tokens"]) < 0.01 * first[0]["train_tokens"]
+    assert first[0]["train_tokens"] == (run / "tokens-a" / "train.bin").stat().st_size // 2
+    capsys.readouterr()
+    assert main(["run", str(budget_recipe(tmp_path / "more.yaml", tokens_b=24000)), "--out", str(run)]) == 2
+    assert "tokens-b packs" in capsys.readouterr().err
+    assert main(["run", str(budget_recipe(tmp_path / "longer.yaml", steps_b=4)), "--out", str(run)]) == 2
+    assert "has steps 4" in capsys.readouterr().err

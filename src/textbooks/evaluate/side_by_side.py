@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_settings import CliPositionalArg
 
 from textbooks.errors import UserError
+from textbooks.evaluate.budgets import check_same_budget, training_budget
 from textbooks.evaluate.intervals import mean_interval, paired_difference, resample_indices, seed_spread
 from textbooks.evaluate.passk import pass_at_k
 from textbooks.pipeline.refs import EvaluationInput
@@ -76,6 +77,9 @@ class CompareConfig(StepConfig):
     resamples: int = Field(2000, ge=100, description="bootstrap resamples of each benchmark's problems")
     confidence: float = Field(0.95, gt=0, lt=1, description="coverage of every interval")
     seed: int = Field(0, ge=0, description="seed of the resamples")
+    same_budget: bool = Field(False, description="refuse arms whose models were not trained alike: the same "
+                                                 "steps and tokens seen in each training run, and packed training "
+                                                 "tokens within 1%")
 
     @field_validator("evals", mode="before")
     @classmethod
@@ -125,7 +129,14 @@ class CompareStep(Step):
         evaluations = [read_evaluation(label, folder, shown)
                        for label, folder, shown in find_evaluations(written.evals, self.config.evals)]
         check_matching(evaluations)
+        budgets = {evaluation.label: [] for evaluation in evaluations}
+        for evaluation in evaluations:
+            model = read_json(evaluation.folder / SUMMARY).get("model")
+            budgets[evaluation.label].append(training_budget(model) if model else None)
+        if self.config.same_budget:
+            check_same_budget(budgets)
         result = compare(evaluations, self.config)
+        result["budgets"] = budgets
         result["diversity"] = arm_diversity(evaluations)
         data.write_json(result, ctx.out / JSON)
         write_text(markdown(result), ctx.out / MARKDOWN)
