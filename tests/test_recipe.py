@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,25 @@ def test_input_by_stage_name(tmp_path):
         "stages:\n  - stage: ingest\n    name: code\n  - stage: ingest\n    name: more\n"
         "  - stage: dedup\n    input: code\n")))
     assert recipe.steps[2].input == "@code"
+
+
+def test_the_ablation_arms_share_one_budget_and_train_on_decontaminated_data(repo_root):
+    """recipes/ablation.yaml: every arm packs the same tokens with one tokenizer and trains alike; all of the
+    data it trains on comes through a decontaminate step; compare requires equal budgets."""
+    recipe = load_recipe(repo_root / "recipes" / "ablation.yaml")
+    steps = {step.name: step for step in recipe.steps}
+    arms = ("raw", "filtered", "synthetic")
+    tokens = [steps[f"tokens-{arm}"] for arm in arms]
+    assert len({step.config.tokens for step in tokens}) == 1 and tokens[0].config.tokens
+    assert [step.config.tokenizer for step in tokens[1:]] == ["@tokens-raw/tokenizer"] * 2
+    assert steps["tokens-raw"].input == "@decontaminate" and steps["filter"].input == "@classify"
+    assert steps["classify"].input == "@decontaminate" and steps["exercises-tokens"].input == "@exercises"
+    assert steps["exercises"].kind == "decontaminate" and steps["exercises"].input == "@mine-exercises"
+    assert [source.input for source in steps["tokens-synthetic"].config.mixture] == ["@filter", "@exercises"]
+    for phase in ("pretrain", "finetune"):
+        runs = [steps[f"{phase}-{arm}-{seed}"] for arm in arms for seed in range(3)]
+        settings = {json.dumps(run.config.model_dump(exclude={"seed", "init"}), sort_keys=True, default=str)
+                    for run in runs}
+        assert len(settings) == 1, phase  # the arms train alike: only the seed (and the model it starts from)
+        assert sorted({run.config.seed for run in runs}) == [0, 1, 2]
+    assert steps["compare"].config.same_budget and len(steps["compare"].config.evals) == 9
