@@ -282,3 +282,18 @@ def test_same_budget_checks_the_training_behind_each_arm(tmp_path: Path, capsys)
     assert "tokens-b packs" in capsys.readouterr().err
     assert main(["run", str(budget_recipe(tmp_path / "longer.yaml", steps_b=4)), "--out", str(run)]) == 2
     assert "has steps 4" in capsys.readouterr().err
+
+
+def test_samples_of_perturbed_prompts_are_left_out_of_the_plain_scores(tmp_path: Path) -> None:
+    """An evaluation with `--perturb` holds the perturbed prompts' samples too (`perturb: KIND`); the arms are
+    compared on the plain prompts, so those samples count nowhere."""
+    passed = {"humaneval": set(PROBLEMS[:30])}
+    plain = write_eval(tmp_path / "plain", passed)
+    perturbed = write_eval(tmp_path / "perturbed", passed)
+    with open(perturbed / "samples.jsonl", "a", encoding="utf-8") as handle:
+        for task in PROBLEMS:  # every perturbed sample passes: counted, it would lift pass@1 to 1
+            handle.write(json.dumps({"bench": "humaneval", "task_id": task, "sample": 0, "passed": True,
+                                     "perturb": "typos"}) + "\n")
+    assert main(["compare", f"a={plain}", f"b={perturbed}", "--out", str(tmp_path / "out")]) == 0
+    arms = compared(tmp_path / "out")["benchmarks"]["humaneval"]["arms"]
+    assert arms["a"]["pass@1"] == arms["b"]["pass@1"]

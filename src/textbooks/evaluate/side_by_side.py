@@ -205,7 +205,7 @@ def read_evaluation(label: str, folder: Path, shown: str) -> Evaluation:
         with open(folder / SAMPLES, encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)
-                if row["bench"] in counts:
+                if row["bench"] in counts and not row.get("perturb"):  # the plain prompts' samples only
                     samples, passed = counts[row["bench"]].get(row["task_id"], (0, 0))
                     counts[row["bench"]][row["task_id"]] = (samples + 1, passed + bool(row["passed"]))
     except FileNotFoundError as error:
