@@ -272,7 +272,7 @@ def test_given_embeddings_and_a_run_killed_after_its_reduce(tmp_path: Path) -> N
     folder = write_dataset(tmp_path / "data", [{"id": str(index), "text": text, "source": "test"}
                                                for index, text in enumerate(texts)])
     assert main(["embed", "--input", str(folder), "--out", str(tmp_path / "embed")]) == 0
-    flags = ["--bench", "humaneval", "--no-confirm-plus", "--neighbours", "5"]
+    flags = ["--bench", "humaneval", "--no-execution", "--neighbours", "5"]
     alone = _run(folder, tmp_path / "alone", *flags)
     given = _run(folder, tmp_path / "given", *flags, "--embeddings", str(tmp_path / "embed"))
     assert given["pruned"] == alone["pruned"]
