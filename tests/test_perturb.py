@@ -17,17 +17,14 @@ import warnings
 from pathlib import Path
 
 import pytest
+from test_eval import model_folder  # noqa: F401, F811  (the tiny local model, a module fixture)
 
 from textbooks.benchmarks import Problem, load_benchmark
 from textbooks.cli import main
 from textbooks.evaluate.judge import judge
 from textbooks.evaluate.perturb import AGREEMENT, ARTICLES, KINDS, perturb
-from textbooks.model import Phi
-from textbooks.model.config import ModelConfig
-from textbooks.model.io import save_model
 from textbooks.report import StageRun, Table, evaluation
 from textbooks.store import data
-from textbooks.tokens.tokenizer import train_tokenizer
 
 SEED = 7
 MBPP_JUDGED = 200
@@ -223,18 +220,7 @@ def test_bad_perturbations_are_refused_with_a_message(tmp_path: Path, capsys) ->
     assert 'has no samples for humaneval (rows with "perturb": "grammar")' in capsys.readouterr().err
 
 
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory) -> Path:
-    texts = [p.prompt + p.canonical_solution for p in load_benchmark("fresh")] * 3
-    tokenizer = train_tokenizer(texts, 400, tmp_path_factory.mktemp("tok") / "bpe")
-    config = ModelConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=1024)
-    folder = tmp_path_factory.mktemp("model") / "best"
-    save_model(Phi(config).eval(), folder, tokenizer)
-    return folder
-
-
-def test_perturbed_completions_are_recorded_and_reused(tmp_path: Path, model_folder: Path, capsys) -> None:
+def test_perturbed_completions_are_recorded_and_reused(tmp_path: Path, model_folder: Path, capsys) -> None:  # noqa: F811
     out = tmp_path / "eval"
     args = ["eval", str(model_folder), "--bench", "humaneval,mbpp", "--limit", "2", "--max-new-tokens", "8",
             "--out", str(out)]
