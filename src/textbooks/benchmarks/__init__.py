@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator
 
 from textbooks.benchmarks.evalplus import load_humaneval_plus, load_mbpp_plus
 from textbooks.benchmarks.fresh import load_fresh
@@ -54,6 +56,9 @@ def benchmark_list(value: Any) -> Any:
     return value
 
 
+BenchmarkNames = Annotated[list[str], BeforeValidator(benchmark_list)]  # a setting naming benchmarks
+
+
 def load_benchmark(name: str, benchmarks_dir: str | Path | None = None) -> list[Problem]:
     """The problems of benchmark `name` (a key of `BENCHMARKS`), in task order."""
     if name not in BENCHMARKS:
@@ -61,4 +66,4 @@ def load_benchmark(name: str, benchmarks_dir: str | Path | None = None) -> list[
     return BENCHMARKS[name](benchmarks_dir)
 
 
-__all__ = ["BENCHMARKS", "Loader", "Problem", "benchmark_list", "load_benchmark"]
+__all__ = ["BENCHMARKS", "Loader", "Problem", "BenchmarkNames", "benchmark_list", "load_benchmark"]

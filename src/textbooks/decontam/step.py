@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
-from textbooks.benchmarks import BENCHMARKS, benchmark_list
+from textbooks.benchmarks import BENCHMARKS, BenchmarkNames
 from textbooks.decontam import findings
 from textbooks.decontam.candidates import CANDIDATE_SCHEMA, CANDIDATES, Matcher, candidates, selected
 from textbooks.decontam.neighbours import StructureVectors
@@ -56,7 +56,7 @@ def _comma_list(value: Any) -> Any:
 
 
 class DecontaminateConfig(StepConfig):
-    bench: list[str] = Field(default_factory=lambda: ["humaneval", "mbpp"],
+    bench: BenchmarkNames = Field(default_factory=lambda: ["humaneval", "mbpp"],
                              description=f"benchmarks, comma-separated or listed: {', '.join(BENCHMARKS)}")
     ngram: int = Field(13, ge=1, description="tokens per n-gram (the paper: 13)")
     ngram_share: float = Field(0.5, gt=0, le=1, description="prune a row holding at least this share of a "
@@ -83,11 +83,6 @@ class DecontaminateConfig(StepConfig):
                                                          "$TEXTBOOKS_BENCHMARKS, else download)")
     skip_missing: bool = Field(False, description="leave out, with a message, benchmarks whose files are not in "
                                                   "that folder (no download); with none left every row is kept")
-
-    @field_validator("bench", mode="before")
-    @classmethod
-    def _bench_list(cls, value: Any) -> Any:
-        return benchmark_list(value)
 
     @field_validator("tau", mode="before")
     @classmethod

@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from textbooks.benchmarks import BENCHMARKS, benchmark_list
+from textbooks.benchmarks import BENCHMARKS, BenchmarkNames
 from textbooks.errors import UserError
 from textbooks.evaluate.perturb import KINDS as PERTURBATIONS
 from textbooks.pipeline.refs import PathInput
@@ -39,7 +39,7 @@ from textbooks.store import data
 class EvalConfig(StepConfig):
     """Settings of `textbooks eval` (recipe keys and flags)."""
 
-    bench: list[str] = Field(default_factory=lambda: ["humaneval"],
+    bench: BenchmarkNames = Field(default_factory=lambda: ["humaneval"],
                              description=f"benchmarks, comma-separated or listed: {', '.join(BENCHMARKS)}")
     samples: PathInput | None = Field(None, description="score this JSONL of completions (task_id + completion or "
                                                   "solution per line) instead of generating")
@@ -82,11 +82,6 @@ class EvalConfig(StepConfig):
         if not value or any(k < 1 for k in value):
             raise ValueError("each k is at least 1 (pass@k over k samples)")
         return value
-
-    @field_validator("bench", mode="before")
-    @classmethod
-    def _split_commas(cls, value: Any) -> Any:
-        return benchmark_list(value)
 
     @field_validator("perturb", mode="before")
     @classmethod
