@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<recipe name>)")
     run.add_argument("--engine", choices=["process", "local", "async", "ray"], default=None,
                      help="override the recipe's engine")
+    run.add_argument("--until", metavar="STEP", default=None,
+                     help="stop after this step (e.g. the data steps on one machine, then training under torchrun)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="check the recipe and print what each step would read, make, send, cost and take in "
+                          "GPU-hours; runs nothing")
     for name, entry in STEPS.items():
         commands.add_parser(name, help=entry.summary, add_help=False)
     imported = commands.add_parser("import-hf", help="read a transformers Phi model into a textbooks model folder")
@@ -205,11 +210,16 @@ def _run_command(args: argparse.Namespace) -> None:
     from textbooks.pipeline.runner import run_recipe
 
     recipe = load_recipe(args.recipe)
+    if args.dry_run:
+        from textbooks.pipeline.dryrun import format_plan, plan_recipe
+
+        print(format_plan(plan_recipe(recipe), recipe))
+        return
     out = args.out or Path("runs") / args.recipe.stem
     if out.exists() and not out.is_dir():
         raise UserError(f"run: {out} is a file; the run folder must be a folder (give another --out)")
     with _writing(out):
-        run_recipe(recipe, out, engine_name=args.engine)
+        run_recipe(recipe, out, engine_name=args.engine, until=args.until)
 
 
 def _import_command(args: argparse.Namespace) -> None:

@@ -40,6 +40,9 @@ BENCHMARKS: dict[str, Loader] = {
     "fresh": load_fresh,
 }
 
+# Problems in each benchmark's file, for plans made without reading them (`textbooks run --dry-run`).
+PROBLEM_COUNTS: dict[str, int] = {"humaneval": 164, "mbpp": 500, "humaneval+": 164, "mbpp+": 378, "fresh": 61}
+
 
 def benchmark_list(value: Any) -> Any:
     """A settings validator's view of benchmark names: comma-separated or listed, each known, at least one,
@@ -66,4 +69,4 @@ def load_benchmark(name: str, benchmarks_dir: str | Path | None = None) -> list[
     return BENCHMARKS[name](benchmarks_dir)
 
 
-__all__ = ["BENCHMARKS", "Loader", "Problem", "BenchmarkNames", "benchmark_list", "load_benchmark"]
+__all__ = ["BENCHMARKS", "PROBLEM_COUNTS", "Loader", "Problem", "BenchmarkNames", "benchmark_list", "load_benchmark"]

@@ -9,6 +9,7 @@
         name: ingest         # optional: the output folder under the run folder (default: the step)
         input: null          # optional: an earlier step's name or a path (default: the step before)
         executor: async      # optional: this step's executor, or a mapping ({name: ray, num_gpus: 1})
+        expect: {rows: 1e6}  # optional: figures for `--dry-run` (textbooks.pipeline.dryrun), never fingerprinted
         source: stdlib       # ... the step's own settings
 
 Everything is checked before any step runs, and each problem is a `UserError` naming the file, the line, the
@@ -33,8 +34,9 @@ from textbooks.pipeline.step import KIND_LABELS, SettingError, Step, StepConfig
 from textbooks.pipeline.table import STEPS, step_class
 from textbooks.store.data import read_marker
 
-STEP_KEYS = ("stage", "name", "input", "executor")
+STEP_KEYS = ("stage", "name", "input", "executor", "expect")
 RUN_INPUT = "@"  # the input of a step that reads the run folder itself (the report)
+ASSUMED_MFU = 0.5  # the paper's A100 run implies about 50% (770 GPU-hours for 51B tokens of phi-1)
 
 
 class RunSettings(BaseModel):
@@ -51,6 +53,21 @@ class RunSettings(BaseModel):
     stages: list[Any] = Field(min_length=1, description="The steps, in order.")
 
 
+class Expect(BaseModel):
+    """A recipe step's `expect:` mapping: what the dry run cannot know from the settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: float | None = Field(None, ge=0, description="Rows the step makes (a source: the rows it holds).")
+    tokens_per_row: float | None = Field(None, gt=0, description="Mean tokens of a row it makes.")
+    kept: float | None = Field(None, ge=0, le=1, description="Share of its input rows the step keeps.")
+    gpus: int | None = Field(None, ge=1, description="GPUs the step runs on.")
+    tokens_per_s_per_gpu: float | None = Field(None, gt=0, description="Throughput of the step on one GPU.")
+    gpu: str | None = Field(None, description="The GPU model (A100, H100...): FLOPs-based GPU-hours when no "
+                                              "throughput is known.")
+    mfu: float = Field(ASSUMED_MFU, gt=0, le=1, description="Model FLOPs utilisation assumed with `gpu`.")
+
+
 @dataclass
 class RecipeStep:
     kind: str  # a step of the table
@@ -59,6 +76,7 @@ class RecipeStep:
     input: str | None = None  # `@name`, a path, hf:NAME, `@` (the run folder), or None
     executor: ExecutorSettings | None = None
     makes: str = ""
+    expect: Expect = field(default_factory=lambda: Expect())
 
 
 @dataclass
@@ -171,7 +189,8 @@ def _load_step(path: Path, root: yaml.Node, index: int, entry: Any, earlier: lis
     if executor is not None and not cls.uses_executor:
         raise UserError(f"{where} ({kind}): key 'executor': {kind} runs in the recipe's own process; only "
                         "dataset stages take an executor")
-    return RecipeStep(kind, name, config, step_input, executor, cls.makes)
+    return RecipeStep(kind, name, config, step_input, executor, cls.makes,
+                      _expect(path, root, index, kind, entry.get("expect")))
 
 
 def _kind_error(where: str, cls: type[Step], what: str, made: str, maker: str) -> UserError:
@@ -234,6 +253,15 @@ def _check_refs(path: Path, root: yaml.Node, index: int, kind: str, config: Step
             wanted = " or ".join(KIND_LABELS[name] for name in ref.kinds)
             raise UserError(f"{where}: {str(ref)!r} is {KIND_LABELS.get(named.makes, named.makes)} (made by "
                             f"{named.kind}); this setting takes {wanted}")
+
+
+def _expect(path: Path, root: yaml.Node, index: int, kind: str, value: Any) -> Expect:
+    try:
+        return Expect.model_validate(value or {})
+    except ValidationError as error:
+        line = _line_of(root, ("stages", index, "expect"))
+        where = f"{path}:{line}: stages[{index}] ({kind}): expect"
+        raise UserError(format_validation_error(error, where, Expect.model_fields)) from None
 
 
 def _executor(path: Path, root: yaml.Node, index: int, kind: str, value: Any) -> ExecutorSettings | None:

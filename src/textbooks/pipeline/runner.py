@@ -175,10 +175,15 @@ def _start_over(step: Step, out: Path, earlier: dict, parts: dict, made: str, sa
 
 
 def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
-               say: Say = print) -> list[StepOutcome]:
-    """Run every step of `recipe` in order into `out/<step name>` (the report into `out/report_files`)."""
+               say: Say = print, until: str | None = None) -> list[StepOutcome]:
+    """Run every step of `recipe` in order into `out/<step name>` (the report into `out/report_files`), or
+    the steps up to and including `until`."""
     from textbooks.pipeline.table import step_class
 
+    names = [entry.name for entry in recipe.steps]
+    if until is not None and until not in names:
+        raise UserError(f"--until {until}: no step of {recipe.path} has that name; its steps: {', '.join(names)}")
+    steps = recipe.steps[:names.index(until) + 1] if until is not None else recipe.steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     settings = recipe.settings
@@ -187,7 +192,7 @@ def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
     executors: dict[str, Executor] = {}
     outcomes: list[StepOutcome] = []
     try:
-        for entry in recipe.steps:
+        for entry in steps:
             cls = step_class(entry.kind)
             step = cls(entry.config, entry.input)
             executor = None
