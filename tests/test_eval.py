@@ -3,6 +3,7 @@ model with resumable completions, an OpenAI-compatible endpoint and an LLM judge
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -158,3 +159,37 @@ def test_an_endpoint_model_with_an_llm_judge(tmp_path, llm_server, monkeypatch):
     completions = [r.body for r in llm_server.requests if "prompt" in r.body]
     assert len(completions) == 4 and all(len(r["stop"]) <= 4 for r in completions)
     assert re.search(r"\| fresh \| 4 \| 4 \| 50\.0% \|.*\| 50\.0% \|", (out / "summary.md").read_text())
+
+
+def test_provider_vllm_without_vllm_says_what_to_install(tmp_path, model_folder, capsys):
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: test_provider_vllm_generates covers the provider")
+    args = ["eval", str(model_folder), "--bench", "fresh", "--limit", "2", "--provider", "vllm"]
+    assert main([*args, "--out", str(tmp_path / "v")]) == 2
+    error = capsys.readouterr().err
+    assert "needs vLLM installed (pip install vllm" in error and "vllm serve" in error
+    assert not (tmp_path / "v" / ".work" / "vllm-model").exists()  # told before any export
+    # an explicit provider by name is the same as the one chosen from the folder
+    assert main(["eval", str(model_folder), "--bench", "fresh", "--limit", "2", "--max-new-tokens", "4",
+                 "--provider", "ours", "--no-solution-loss", "--out", str(tmp_path / "o")]) == 0
+    assert summary_of(tmp_path / "o")["benchmarks"]["fresh"]["problems"] == 2
+
+
+@pytest.mark.gpu
+def test_provider_vllm_generates(tmp_path, model_folder):
+    """Our model folder, exported for vLLM's offline engine, completes the prompts the local provider does (greedy,
+    same weights: the same completions, up to kernels' rounding on near ties)."""
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (pip install vllm on a machine with a GPU)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM's engine needs a CUDA device; there is none here")
+    common = [str(model_folder), "--bench", "fresh", "--limit", "4", "--max-new-tokens", "16", "--no-solution-loss"]
+    assert main(["eval", *common, "--provider", "vllm", "--out", str(tmp_path / "vllm")]) == 0
+    assert (tmp_path / "vllm" / ".work" / "vllm-model" / "config.json").is_file()
+    assert main(["eval", *common, "--device", "cuda", "--out", str(tmp_path / "ours")]) == 0
+    same = [a == b for a, b in zip(*(
+        [json.loads(line)["completion"] for line in (tmp_path / name / "samples.jsonl").read_text().splitlines()]
+        for name in ("vllm", "ours")))]
+    assert sum(same) >= 3

@@ -6,7 +6,8 @@
     completions = completer.complete(prompts, n=1, temperature=0.0, max_new_tokens=512)  # [[str]] per prompt
 
 A provider is a small class behind `Completer`, registered by prefix in `PROVIDERS` (`ours:`, `hf:`, and
-`openai:` for an OpenAI-compatible server through `textbooks.llm`, see `EndpointCompleter`); `make_completer`
+`openai:` for an OpenAI-compatible server through `textbooks.llm`, see `EndpointCompleter`, and `vllm:` for vLLM's
+offline engine through the same client); `make_completer`
 picks one from the prefix, or from what a path holds. The local providers sort prompts by token length into
 batches (least padding), decode greedily at temperature 0 (once per prompt, repeated n times) and by nucleus
 sampling from a seeded generator otherwise, stop a row as soon as its text holds a stop sequence, and return each
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,6 +66,7 @@ class CompleterOptions:
     concurrency: int = 8  # openai: requests in flight at once
     endpoint: Literal["completions", "chat"] = "completions"  # openai: /v1/completions, or chat for chat models
     cache: str | None = None  # openai: a response cache file (textbooks.llm's SQLite cache); None: no cache
+    provider: Literal["openai", "vllm"] = "openai"  # how textbooks.llm reaches the model (vllm: in this process)
 
 
 class Completer(ABC):
@@ -268,16 +270,18 @@ class EndpointCompleter(Completer):
         from textbooks.llm import LLMClient, LLMConfig  # the openai SDK takes seconds to import
 
         if options.endpoint not in ("completions", "chat"):
-            raise UserError(f"openai:{model}: endpoint must be 'completions' or 'chat', got {options.endpoint!r}")
+            raise UserError(f"{options.provider}:{model}: endpoint must be 'completions' or 'chat', got "
+                            f"{options.endpoint!r}")
         if options.concurrency < 1:
-            raise UserError(f"openai:{model}: concurrency must be at least 1, got {options.concurrency}")
-        config = LLMConfig(model=model, base_url=options.base_url, api_key_env=options.api_key_env,
+            raise UserError(f"{options.provider}:{model}: concurrency must be at least 1, got {options.concurrency}")
+        config = LLMConfig(model=model, provider=options.provider, base_url=options.base_url,
+                           api_key_env=options.api_key_env,
                            concurrency=options.concurrency, seed=options.seed, cache=options.cache is not None,
                            cache_path=options.cache)
         try:
             self.client = LLMClient(config)
         except UserError as error:
-            raise UserError(f"openai:{model}: {error}") from None
+            raise UserError(f"{options.provider}:{model}: {error}") from None
         self.options = options
 
     def complete(self, prompts: list[str], n: int = 1, temperature: float = 0.0, top_p: float = 0.95,
@@ -300,11 +304,20 @@ class EndpointCompleter(Completer):
         return [completions[index * samples:(index + 1) * samples] * (n // samples) for index in range(len(prompts))]
 
 
+class VLLMCompleter(EndpointCompleter):
+    """`vllm:MODEL`: vLLM's offline engine in this process (a transformers folder or hub name; vLLM and a GPU
+    needed), through the same client as `openai:`, so completions and stops are cut alike."""
+
+    def __init__(self, model: str, options: CompleterOptions = CompleterOptions()) -> None:
+        super().__init__(model, replace(options, provider="vllm"))
+
+
 # prefix -> provider, each built as `provider(target, options)`
 PROVIDERS: dict[str, Callable[[str, CompleterOptions], Completer]] = {
     "ours": OursCompleter,
     "hf": HFCompleter,
     "openai": EndpointCompleter,
+    "vllm": VLLMCompleter,
 }
 
 

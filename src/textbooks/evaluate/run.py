@@ -76,7 +76,7 @@ def evaluate(config: Any, model: str | None, out: Path, say: Say, model_id: Any 
             _read_samples(Path(config.samples), [v for v in variants if v.kind == kind], config.allow_partial,
                           config.perturb)
     else:
-        completer, by_prompt = _completer(config, model), {}
+        completer, by_prompt = _completer(config, model, out, say), {}
         for perturbed in (False, True):  # the plain prompts first, batched as in a run without `perturb`
             _generate(completer, [v for v in variants if (v.kind is not None) == perturbed], config, out, say,
                       [model, model_id], by_prompt)
@@ -169,10 +169,10 @@ def _problems(name: str, config: Any) -> list[Problem]:
     return problems[: config.limit] if config.limit else problems
 
 
-def _completer(config: Any, model: str):
+def _completer(config: Any, model: str, out: Path, say: Say):
     import torch
 
-    from textbooks.evaluate.generate import CompleterOptions, make_completer
+    from textbooks.evaluate.generate import PROVIDERS, CompleterOptions, make_completer
 
     device = config.device
     if device == "auto":
@@ -181,7 +181,34 @@ def _completer(config: Any, model: str):
                                tokenizer=config.tokenizer)
     if config.base_url is not None:
         options = replace(options, base_url=config.base_url)
+    prefix, colon, _ = model.partition(":")
+    if config.provider != "auto" and not (colon and prefix in PROVIDERS):
+        if config.provider == "vllm":
+            model = _for_vllm(model, out, say)
+        model = f"{config.provider}:{model}"
     return make_completer(model, options)
+
+
+def _for_vllm(model: str, out: Path, say: Say) -> str:
+    """A model vLLM can load: ours (a model or run folder) exported to transformers format under out/.work once,
+    anything else as it is. vLLM is looked for first, so a machine without it is told before any export."""
+    import importlib.util
+
+    from textbooks.model.hf import export_checkpoint
+    from textbooks.model.io import resolve_model_folder
+
+    if importlib.util.find_spec("vllm") is None:
+        raise UserError("eval --provider vllm needs vLLM installed (pip install vllm, on a machine with a GPU); "
+                        "or serve the model with `vllm serve` and evaluate openai:NAME with --base-url")
+    try:
+        folder = resolve_model_folder(Path(model))
+    except UserError:
+        return model
+    exported = out / ".work" / "vllm-model"
+    if not (exported / "config.json").is_file():
+        say(f"eval: exporting {folder} to transformers format for vLLM: {exported}")
+        export_checkpoint(folder, exported)
+    return str(exported)
 
 
 def _generate(completer: Any, variants: list[Variant], config: Any, out: Path, say: Say, model_id: Any,

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -61,6 +61,11 @@ class EvalConfig(StepConfig):
     memory_mb: int = Field(4096, ge=64, description="address-space limit per program")
     workers: int | None = Field(None, ge=1, description="programs run at once (default: every core, at most 8)")
     solution_loss: bool = Field(True, description="report the canonical solutions' loss (local models)")
+    provider: Literal["auto", "ours", "hf", "openai", "vllm"] = Field(
+        "auto", description="what generates: auto (from the model: ours for our model and run folders, "
+                            "transformers for other folders and hub names, a server for openai:NAME), or one by "
+                            "name; vllm is vLLM's offline engine in this process (vLLM and a GPU needed; our "
+                            "models are exported to transformers format for it first)")
     base_url: str | None = Field(None, description="the endpoint of an openai:MODEL (default $OPENAI_BASE_URL)")
     tokenizer: str | None = Field(None, description="tokenizer for a model folder saved without one")
     device: str = Field("auto", description="auto (cuda when available), cpu, cuda, cuda:1 ...")
