@@ -2,6 +2,8 @@
 
     python bench/train_speed.py                  # tiny preset, vocab 8192, batch 8 x 256 tokens, CPU, fp32
     python bench/train_speed.py --device cuda --preset phi-1-small --seq-len 2048 --batch 8 --dtype bf16
+    python bench/train_speed.py --device cuda --preset phi-1 --seq-len 2048 --batch 4 --dtype bf16 --compile \
+        --record bench/RESULTS.md       # the figure `textbooks run --dry-run` turns into GPU-hours
 
 One training step is forward, loss, backward and an AdamW step, in train mode with the preset's dropouts (the
 paper trains with 0.1), eager (no torch.compile). Both models start from the same weights and see the same
@@ -97,11 +99,37 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile(ours), as an extra line")
+    parser.add_argument("--record", metavar="RESULTS_MD", default=None,
+                        help="append ours' tokens/s and MFU (compiled when --compile) to the file's table \"GPU "
+                             "training throughput\", which `textbooks run --dry-run` reads for GPU-hours")
     return parser.parse_args()
+
+
+def record(path: str, args: argparse.Namespace, tokens_per_s: float, mfu: str, device: torch.device) -> None:
+    """One row of the table `textbooks.pipeline.dryrun.recorded_throughput` reads; the section is made if new."""
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    row = (f"| {time.strftime('%Y-%m-%d')} | {machine}, torch {torch.__version__} | {args.preset} | {args.seq_len} | "
+           f"{args.dtype} | {tokens_per_s:,.0f} | {mfu} |\n")
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    heading = "### GPU training throughput"
+    if heading not in text:
+        text = text.rstrip("\n") + (f"\n\n{heading}\n\n`python bench/train_speed.py --device cuda --dtype bf16 "
+                                     "--seq-len 2048 --record bench/RESULTS.md` (ours, one GPU; batch as given)\n\n"
+                                     "| date | machine | preset | seq | dtype | tokens/s per GPU | MFU |\n"
+                                     "|---|---|---|---|---|---|---|\n")
+    start = text.index(heading)
+    end = text.find("\n#", start + len(heading))
+    end = len(text) if end < 0 else end + 1
+    section = text[start:end].rstrip("\n") + "\n" + row
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(text[:start] + section + ("\n" + text[end:] if end < len(text) else ""))
 
 
 def main() -> None:
     args = parse_args()
+    if args.record and args.device == "cpu":
+        raise SystemExit("--record writes the GPU throughput table: run it with --device cuda")
     torch.set_num_threads(args.threads)
     device, dtype = torch.device(args.device), {"fp32": torch.float32, "bf16": torch.bfloat16}[args.dtype]
     overrides = {"vocab_size": args.vocab_size} if preset(args.preset).vocab_size is None else {}
@@ -160,6 +188,11 @@ def report(args: argparse.Namespace, config: ModelConfig, ours: Phi, timings: di
         quartiles = statistics.quantiles(paired, n=4) if len(paired) > 1 else paired * 3
         print(f"ratio {name} / transformers: {statistics.median(paired):.2f}x tokens/s (median of per-round ratios, "
               f"quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}); {cpu_ratio:.2f}x per CPU-second")
+    if args.record:
+        name = "ours, compiled" if "ours, compiled" in timings else "ours"
+        rate = tokens_per_round / statistics.median(timings[name].wall)
+        record(args.record, args, rate, mfu_text(ours, args.seq_len, rate, device, dtype), device)
+        print(f"recorded {name}: {rate:,.0f} tokens/s in {args.record}")
 
 
 if __name__ == "__main__":
