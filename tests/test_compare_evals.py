@@ -297,3 +297,50 @@ def test_samples_of_perturbed_prompts_are_left_out_of_the_plain_scores(tmp_path:
     assert main(["compare", f"a={plain}", f"b={perturbed}", "--out", str(tmp_path / "out")]) == 0
     arms = compared(tmp_path / "out")["benchmarks"]["humaneval"]["arms"]
     assert arms["a"]["pass@1"] == arms["b"]["pass@1"]
+
+
+def with_perturbation(folder: Path, kind: str, passed: set[str], losses: list[float] | None = None) -> Path:
+    """Add to a hand-made eval folder what `eval --perturb KIND` writes: the samples and the summary's scores."""
+    summary = json.loads((folder / "summary.json").read_text())
+    scores: dict = {"problems": len(PROBLEMS), "changed": len(PROBLEMS), "pass@k": {"1": len(passed) / 164}}
+    if losses is not None:
+        scores["solution_loss"] = float(np.mean(losses))
+        scores["solution_loss_per_problem"] = dict(zip(PROBLEMS, losses))
+    summary["benchmarks"]["humaneval"].setdefault("perturbed", {})[kind] = scores
+    (folder / "summary.json").write_text(json.dumps(summary))
+    with open(folder / "samples.jsonl", "a", encoding="utf-8") as handle:
+        for task in PROBLEMS:
+            handle.write(json.dumps({"bench": "humaneval", "task_id": task, "sample": 0, "passed": task in passed,
+                                     "perturb": kind}) + "\n")
+    return folder
+
+
+def test_perturbed_prompts_are_compared_too_with_each_arms_change(tmp_path: Path) -> None:
+    """Arm a passes 30 problems plainly and 10 of them under typos; arm b passes 30 either way: a's change is
+    -20 problems and larger than its interval, b's is exactly 0, and under typos b - a is +20 problems. A
+    perturbation only one evaluation ran is not compared."""
+    losses = np.linspace(1.0, 2.0, len(PROBLEMS))
+    a = write_eval(tmp_path / "a", {"humaneval": set(PROBLEMS[:30])}, {"humaneval": losses.tolist()})
+    b = write_eval(tmp_path / "b", {"humaneval": set(PROBLEMS[:30])}, {"humaneval": losses.tolist()})
+    with_perturbation(a, "typos", set(PROBLEMS[:10]), (losses + 0.25).tolist())
+    with_perturbation(b, "typos", set(PROBLEMS[:30]), losses.tolist())
+    with_perturbation(a, "rename", set(PROBLEMS[:30]))  # b has no rename run
+    out = tmp_path / "out"
+    assert main(["compare", f"a={a}", f"b={b}", "--out", str(out)]) == 0
+    result = compared(out)
+    assert list(result["perturbed"]) == ["humaneval (typos)"]
+    typos = result["perturbed"]["humaneval (typos)"]
+    assert typos["arms"]["a"]["pass@1"]["mean"] == pytest.approx(10 / 164)
+    assert typos["arms"]["b"]["pass@1"]["mean"] == pytest.approx(30 / 164)
+    change = {(row["arm"], row["metric"]): row for row in typos["change"]}
+    assert change["a", "pass@1"]["mean"] == pytest.approx(-20 / 164) and change["a", "pass@1"]["excludes_zero"]
+    assert change["a", "solution_loss"]["mean"] == pytest.approx(0.25)
+    assert (change["b", "pass@1"]["low"], change["b", "pass@1"]["high"]) == (0.0, 0.0)
+    [difference] = [row for row in typos["differences"] if row["metric"] == "pass@1"]
+    assert difference["mean"] == pytest.approx(20 / 164) and difference["excludes_zero"]
+    # the plain scores are the plain prompts' alone
+    assert result["benchmarks"]["humaneval"]["arms"]["a"]["pass@1"]["mean"] == pytest.approx(30 / 164)
+    markdown = (out / "compare.md").read_text()
+    assert "## Change under perturbed prompts (perturbed − plain)" in markdown
+    assert "| humaneval (typos) | pass@1 | a | -12.2 points [" in markdown
+    assert "| humaneval (typos) | pass@1 | b − a | +12.2 points [" in markdown

@@ -236,6 +236,9 @@ def test_perturbed_completions_are_recorded_and_reused(tmp_path: Path, model_fol
         assert set(scores[name]["perturbed"]) == {"typos", "rename"}
         assert all(5 < found["solution_loss"] < 8 for found in scores[name]["perturbed"].values())
     assert scores["mbpp"]["perturbed"]["rename"]["solution_loss"] == scores["mbpp"]["solution_loss"]
+    typos = scores["humaneval"]["perturbed"]["typos"]["solution_loss_per_problem"]  # what `compare` bootstraps
+    assert set(typos) == set(scores["humaneval"]["solution_loss_per_problem"]) == {"HumanEval/0", "HumanEval/1"}
+    assert min(typos.values()) <= scores["humaneval"]["perturbed"]["typos"]["solution_loss"] <= max(typos.values())
     assert (out / "completions" / "humaneval.typos.jsonl").is_file()
     assert main([*args, "--perturb", "typos,rename", "--timeout-s", "9"]) == 0  # scored again, nothing generated
     said = capsys.readouterr().out

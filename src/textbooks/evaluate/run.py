@@ -365,6 +365,7 @@ def _add_solution_loss(completer: Any, variants: list[Variant], summary: dict, s
         scores = summary["benchmarks"][variant.name]
         if variant.kind is not None and variant.problems == plain[variant.name].problems:
             scores["perturbed"][variant.kind]["solution_loss"] = scores["solution_loss"]
+            scores["perturbed"][variant.kind]["solution_loss_per_problem"] = per_problem[variant.name]
             continue
         pairs = [(p.prompt, p.canonical_solution) for p in variant.problems]
         loss = solution_loss(completer.model, completer.tokenizer, pairs)
@@ -375,6 +376,8 @@ def _add_solution_loss(completer: Any, variants: list[Variant], summary: dict, s
             scores["solution_loss_per_problem"] = per_problem[variant.name]
         else:
             scores["perturbed"][variant.kind]["solution_loss"] = loss.mean
+            scores["perturbed"][variant.kind]["solution_loss_per_problem"] = {
+                p.task_id: value for p, value in zip(variant.problems, loss.per_problem)}
         say(f"eval: {variant.label}: canonical-solution loss {loss.mean:.3f} nats/token over {loss.tokens} tokens")
     return per_problem
 

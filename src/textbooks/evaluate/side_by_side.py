@@ -103,6 +103,7 @@ class Evaluation:
     folder: Path
     shown: str
     benchmarks: dict[str, BenchmarkScores]
+    perturbed: dict[tuple[str, str], BenchmarkScores]  # (benchmark, perturbation) -> its scores
 
 
 @dataclass(frozen=True)
@@ -201,25 +202,32 @@ def read_evaluation(label: str, folder: Path, shown: str) -> Evaluation:
     """Per benchmark of an eval folder: each problem's sample and pass counts (samples.jsonl) and losses."""
     try:
         benchmarks = read_json(folder / SUMMARY)["benchmarks"]
-        counts: dict[str, dict[str, tuple[int, int]]] = {name: {} for name in benchmarks}
+        counts: dict[tuple[str, str | None], dict[str, tuple[int, int]]] = {
+            (name, kind): {} for name, scores in benchmarks.items() for kind in [None, *scores.get("perturbed", {})]}
         with open(folder / SAMPLES, encoding="utf-8") as handle:
             for line in handle:
                 row = json.loads(line)
-                if row["bench"] in counts and not row.get("perturb"):  # the plain prompts' samples only
-                    samples, passed = counts[row["bench"]].get(row["task_id"], (0, 0))
-                    counts[row["bench"]][row["task_id"]] = (samples + 1, passed + bool(row["passed"]))
+                key = (row["bench"], row.get("perturb") or None)
+                if key in counts:
+                    samples, passed = counts[key].get(row["task_id"], (0, 0))
+                    counts[key][row["task_id"]] = (samples + 1, passed + bool(row["passed"]))
     except FileNotFoundError as error:
         raise UserError(f"compare: {shown} has no {Path(str(error.filename)).name}; give the folder "
                         "`textbooks eval` wrote") from None
     except (ValueError, KeyError, TypeError) as error:
         raise UserError(f"compare: {shown}: {SUMMARY} or {SAMPLES} is not what `textbooks eval` writes "
                         f"({type(error).__name__}: {error}); evaluate again") from None
-    empty = [name for name, found in counts.items() if not found]
+    empty = [name if kind is None else f"{name} ({kind})" for (name, kind), found in counts.items() if not found]
     if empty:
         raise UserError(f"compare: {shown}: {SAMPLES} has no sample of {', '.join(empty)}; evaluate again")
-    return Evaluation(label, folder, shown, {
-        name: BenchmarkScores(counts[name], scores.get("solution_loss_per_problem"), scores.get("solution_loss"))
-        for name, scores in benchmarks.items()})
+
+    def scores_of(name: str, kind: str | None, scores: dict) -> BenchmarkScores:
+        return BenchmarkScores(counts[name, kind], scores.get("solution_loss_per_problem"), scores.get("solution_loss"))
+
+    return Evaluation(label, folder, shown,
+                      {name: scores_of(name, None, scores) for name, scores in benchmarks.items()},
+                      {(name, kind): scores_of(name, kind, found) for name, scores in benchmarks.items()
+                       for kind, found in scores.get("perturbed", {}).items()})
 
 
 def check_matching(evaluations: list[Evaluation]) -> None:
@@ -260,34 +268,56 @@ def per_problem(seeds: list[BenchmarkScores], tasks: list[str]) -> dict[str, np.
 
 
 def compare(evaluations: list[Evaluation], config: CompareConfig) -> dict:
-    """Every arm's measures with intervals, and every pair's differences, per benchmark."""
+    """Every arm's measures with intervals, and every pair's differences, per benchmark; then the same on each
+    perturbation that every evaluation ran (`perturbed`), with each arm's change from its plain prompts."""
     arms: dict[str, list[Evaluation]] = {}
     for evaluation in evaluations:
         arms.setdefault(evaluation.label, []).append(evaluation)
     result: dict[str, Any] = {"confidence": config.confidence, "resamples": config.resamples, "seed": config.seed,
                               "arms": {label: [evaluation.shown for evaluation in seeds]
                                        for label, seeds in arms.items()}, "benchmarks": {}}
+    common = set.intersection(*(set(evaluation.perturbed) for evaluation in evaluations))
     for bench in evaluations[0].benchmarks:
         tasks = sorted(evaluations[0].benchmarks[bench].counts)
         indices = resample_indices(len(tasks), config.resamples, config.seed)
-        values = {label: per_problem([seed.benchmarks[bench] for seed in seeds], tasks)
-                  for label, seeds in arms.items()}
-        found: dict[str, Any] = {"problems": len(tasks), "arms": {}, "differences": []}
-        for label, measures in values.items():
-            found["arms"][label] = {metric: _measure(array, indices, config.confidence)
-                                    for metric, array in measures.items()}
-            token_losses = [seed.benchmarks[bench].token_loss for seed in arms[label]]
-            if any(loss is not None for loss in token_losses):
-                found["arms"][label]["solution_loss_over_tokens"] = token_losses
-        for first, second in combinations(arms, 2):
-            for metric in METRICS:
-                if metric in values[first] and metric in values[second]:
-                    interval = paired_difference(values[first][metric].mean(axis=0),
-                                                 values[second][metric].mean(axis=0), indices, config.confidence)
-                    found["differences"].append({"metric": metric, "first": first, "second": second,
-                                                 **interval.as_dict(), "excludes_zero": interval.excludes_zero})
-        result["benchmarks"][bench] = found
+        plain = {label: per_problem([seed.benchmarks[bench] for seed in seeds], tasks) for label, seeds in arms.items()}
+        result["benchmarks"][bench] = _scored(plain, arms, lambda seed: seed.benchmarks[bench], indices, config)
+        for kind in sorted(kind for name, kind in common if name == bench):
+            values = {label: per_problem([seed.perturbed[bench, kind] for seed in seeds], tasks)
+                      for label, seeds in arms.items()}
+            found = _scored(values, arms, lambda seed: seed.perturbed[bench, kind], indices, config)
+            found["change"] = [_change(label, metric, plain[label][metric], measures[metric], indices, config)
+                               for label, measures in values.items() for metric in METRICS
+                               if metric in measures and metric in plain[label]]
+            result.setdefault("perturbed", {})[f"{bench} ({kind})"] = {"benchmark": bench, "kind": kind, **found}
     return result
+
+
+def _change(arm: str, metric: str, plain: np.ndarray, perturbed: np.ndarray, indices: np.ndarray,
+            config: CompareConfig) -> dict:
+    """An arm's perturbed score minus its plain one, paired over the same problems."""
+    interval = paired_difference(plain.mean(axis=0), perturbed.mean(axis=0), indices, config.confidence)
+    return {"metric": metric, "arm": arm, **interval.as_dict(), "excludes_zero": interval.excludes_zero}
+
+
+def _scored(values: dict[str, dict[str, np.ndarray]], arms: dict[str, list[Evaluation]],
+            scores: Any, indices: np.ndarray, config: CompareConfig) -> dict:
+    """One benchmark's (or perturbation's) measures per arm and the differences of every pair of arms."""
+    found: dict[str, Any] = {"problems": indices.shape[1], "arms": {}, "differences": []}
+    for label, measures in values.items():
+        found["arms"][label] = {metric: _measure(array, indices, config.confidence)
+                                for metric, array in measures.items()}
+        token_losses = [scores(seed).token_loss for seed in arms[label]]
+        if any(loss is not None for loss in token_losses):
+            found["arms"][label]["solution_loss_over_tokens"] = token_losses
+    for first, second in combinations(arms, 2):
+        for metric in METRICS:
+            if metric in values[first] and metric in values[second]:
+                interval = paired_difference(values[first][metric].mean(axis=0),
+                                             values[second][metric].mean(axis=0), indices, config.confidence)
+                found["differences"].append({"metric": metric, "first": first, "second": second,
+                                             **interval.as_dict(), "excludes_zero": interval.excludes_zero})
+    return found
 
 
 def _measure(array: np.ndarray, indices: np.ndarray, confidence: float) -> dict:

@@ -112,7 +112,7 @@ def _names(value: Any) -> Any:
 class EvalStep(Step):
     name = "eval"
     Config = EvalConfig
-    version = 2  # 2: each problem's solution loss in summary.json
+    version = 3  # 2: each problem's solution loss in summary.json; 3: and under each perturbation
     takes = ("model",)
     makes = "evaluation"
     input_help = "the model: a checkpoint or training run folder, a transformers model, or openai:MODEL"

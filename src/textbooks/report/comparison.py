@@ -60,27 +60,40 @@ def intro(result: dict) -> str:
             "does.")
 
 
+def _scored(result: dict) -> list[tuple[str, dict]]:
+    """Each benchmark's results, then each perturbation's (labelled `humaneval (typos)`)."""
+    return [*result["benchmarks"].items(), *result.get("perturbed", {}).items()]
+
+
+def _verdict(row: dict) -> str:
+    return "larger than its interval" if row["excludes_zero"] else "interval includes 0"
+
+
 def tables(result: dict, shown: Callable[[str], str] = str) -> list[tuple[str, Table]]:
-    """The arms, their scores, the differences of every pair, and the diversity of each arm's data."""
+    """The arms, their scores (plain and perturbed prompts), the differences of every pair, each arm's change
+    under perturbed prompts, and the diversity of each arm's data."""
     arms = Table(["arm", "evaluations"], [[arm, ", ".join(shown(path) for path in paths)]
                                          for arm, paths in result["arms"].items()], "ll")
     present = [(metric, label) for metric, label in MEASURES
-               if any(metric in measures for found in result["benchmarks"].values()
-                      for measures in found["arms"].values())]
+               if any(metric in measures for _, found in _scored(result) for measures in found["arms"].values())]
     rows = [[bench, arm, fmt.count(len(result["arms"][arm])), fmt.count(found["problems"])]
             + [_cell(metric, measures[metric]) if metric in measures else _missing(metric, measures)
                for metric, _ in present]
-            for bench, found in result["benchmarks"].items() for arm, measures in found["arms"].items()]
+            for bench, found in _scored(result) for arm, measures in found["arms"].items()]
     found_tables = [("Arms", arms), ("Scores", Table(["benchmark", "arm", "evaluations", "problems",
                                                       *[label for _, label in present]], rows,
                                                      "llrr" + "r" * len(present)))]
     labels = dict(MEASURES)
     differences = [[bench, labels[row["metric"]], f"{row['second']} − {row['first']}", _difference(row),
-                    "larger than its interval" if row["excludes_zero"] else "interval includes 0"]
-                   for bench, found in result["benchmarks"].items() for row in found["differences"]]
+                    _verdict(row)] for bench, found in _scored(result) for row in found["differences"]]
     if differences:
         found_tables.append(("Differences", Table(["benchmark", "measure", "arms", "difference [interval]", ""],
                                                   differences, "lllrl")))
+    changes = [[variant, labels[row["metric"]], row["arm"], _difference(row), _verdict(row)]
+               for variant, found in result.get("perturbed", {}).items() for row in found["change"]]
+    if changes:
+        found_tables.append(("Change under perturbed prompts (perturbed − plain)", Table(
+            ["prompts", "measure", "arm", "change [interval]", ""], changes, "lllrl")))
     diversity = result.get("diversity") or []
     if diversity:
         found_tables.append(("Diversity of each arm's data", side_by_side(
