@@ -276,3 +276,24 @@ def test_the_standard_library_gives_over_a_thousand_verified_exercises(tmp_path:
         assert row["tests"] == "" and row["has_tests"] == (row["doctests"] > 0)
     sample = random.Random(0).sample([row for row in rows if not row["doctests"]], 40)
     _independent_check(sandbox, sample + [row for row in rows if row["doctests"]])
+
+
+def test_textbook_form_lays_out_prose_code_and_examples(mined: Path, tmp_path: Path) -> None:
+    """form: textbook keeps the same verified exercises; `text` is the docstring's prose, the code without the
+    docstring (which still compiles and defines the function) and the docstring's examples."""
+    corpus = mined.parent / "corpus"
+    run_step(MineExercisesStage(MineConfig(form="textbook"), str(corpus)), tmp_path / "sections",
+             executor=make_executor("process", 1), say=lambda line: None)
+    exercises, sections = by_name(mined), by_name(tmp_path / "sections")
+    assert sorted(sections) == sorted(exercises)
+    for name, row in sections.items():
+        assert (row["prompt"], row["solution"]) == (exercises[name]["prompt"], exercises[name]["solution"])
+        code = row["text"].split("```python\n")[1].split("\n```")[0]
+        compile(code, name, "exec")
+        assert f"def {row['entry_point']}(" in code and '"""The hypotenuse' not in code
+    assert sections["hypotenuse"]["text"] == (
+        "## Hypotenuse\n\nThe hypotenuse of a right triangle with legs a and b.\n\n"
+        "```python\nimport math\n\n\ndef hypotenuse(a, b):\n    squares = a * a + b * b\n"
+        "    return math.sqrt(squares)\n```\n\nFor example:\n\n```python\n>>> hypotenuse(3, 4)\n5.0\n```\n")
+    assert sections["Temperature.to_fahrenheit"]["text"].startswith("## Temperature: To fahrenheit\n\n")
+    assert sections["word_counts"]["text"].count("```python") == 1  # no examples: no example block

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sysconfig
 from pathlib import Path
 
 import pytest
 
+from textbooks.corpus.globs import DEFAULT_EXCLUDE, GlobFilter, list_files
 from textbooks.errors import UserError
 from textbooks.pipeline.recipe import load_recipe
 
@@ -134,7 +136,15 @@ def test_the_ablation_arms_share_one_budget_and_train_on_decontaminated_data(rep
     assert steps["tokens-raw"].input == "@decontaminate" and steps["filter"].input == "@classify"
     assert steps["classify"].input == "@decontaminate" and steps["exercises-tokens"].input == "@exercises"
     assert steps["exercises"].kind == "decontaminate" and steps["exercises"].input == "@mine-exercises"
-    assert [source.input for source in steps["tokens-synthetic"].config.mixture] == ["@filter", "@exercises"]
+    assert [source.input for source in steps["tokens-synthetic"].config.mixture] == ["@filter", "@textbooks"]
+    assert steps["textbooks"].kind == "decontaminate" and steps["textbooks"].input == "@textbook-sections"
+    assert steps["textbook-sections"].config.form == "textbook"
+    # the textbook sections and the finetuning exercises come from disjoint halves of the standard library
+    exercises, sections = (GlobFilter(steps[name].config.include, steps[name].config.exclude)
+                           for name in ("stdlib", "stdlib-a-l"))
+    stdlib = list_files(Path(sysconfig.get_paths()["stdlib"]), ["**/*.py"], DEFAULT_EXCLUDE)
+    assert not any(exercises.wants(path) and sections.wants(path) for path in stdlib)
+    assert all(exercises.wants(path) or sections.wants(path) for path in stdlib)
     for phase in ("pretrain", "finetune"):
         runs = [steps[f"{phase}-{arm}-{seed}"] for arm in arms for seed in range(3)]
         settings = {json.dumps(run.config.model_dump(exclude={"seed", "init"}), sort_keys=True, default=str)

@@ -16,7 +16,8 @@ otherwise): the definition must execute with only its imports (else `does_not_de
 docstring examples must pass them with its own body (else `failed_doctests`) and fail them with a body that
 returns None or its first argument (else `trivial_tests`). A row is an exercise in HumanEval form: `prompt`,
 `solution`, `tests` ("": mined functions have none), `entry_point`, `context`, and `text` = context + prompt +
-solution (the training text); dropped candidates go to `dropped/` with `drop_reason` and `drop_detail`.
+solution (the training text; with `form: textbook` a textbook section made of them instead,
+`textbooks.synth.textbook_form`); dropped candidates go to `dropped/` with `drop_reason` and `drop_detail`.
 
 The sandbox is opened once per worker of the step (`setup`). Mining the standard library (Python 3.11, 4,887
 function and class units, 3,461 candidates, 1,352 exercises; 2 shared cores, 2026-12-01) took 16.0-16.2 s on
@@ -34,6 +35,7 @@ import hashlib
 import multiprocessing.util
 import time
 from pathlib import Path
+from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -48,6 +50,7 @@ from textbooks.sandbox import Limits, Sandbox
 from textbooks.store import data
 from textbooks.store.inputs import Part, plan_parts, read_table
 from textbooks.synth.cut import Cut, cut_exercises
+from textbooks.synth.textbook_form import textbook_section
 from textbooks.synth.verify import Verdict, Verifier
 
 COLUMNS = ("id", "text", "source", "prompt", "solution", "tests", "entry_point", "context", "qualified_name",
@@ -67,6 +70,10 @@ class MineConfig(StepConfig):
     timeout_s: float = Field(10.0, gt=0, description="Seconds each sandbox program may run.")
     sandbox_workers: int = Field(2, ge=1, description="Sandbox workers in each of the step's workers (programs "
                                                       "that run at once in each).")
+    form: Literal["exercise", "textbook"] = Field(
+        "exercise", description="What `text` holds: exercise (context + prompt + solution, for finetuning) or "
+                                "textbook (a section: the docstring's prose, the code, its examples; the offline "
+                                "stand-in for synthetic textbooks, textbooks.synth.textbook_form).")
 
 
 def exercise_id(origin_id: str, qualified_name: str, occurrence: int) -> str:
@@ -144,7 +151,7 @@ class MineExercisesStage(Stage):
         kept, dropped, reasons, details = [], [], [], []
         for index, (row, cut, row_id) in enumerate(cuts):
             verdict = verdicts.get(index)
-            record = _record(row, cut, row_id, verdict.doctests if verdict is not None else 0)
+            record = _record(row, cut, row_id, verdict.doctests if verdict is not None else 0, self.config.form)
             if verdict is not None and verdict.ok:
                 kept.append(record)
                 counters["with_doctests"] = counters.get("with_doctests", 0) + record["has_tests"]
@@ -177,9 +184,13 @@ class MineExercisesStage(Stage):
         return stats
 
 
-def _record(row: dict, cut: Cut, row_id: str, doctests: int) -> dict:
+def _record(row: dict, cut: Cut, row_id: str, doctests: int, form: str) -> dict:
     exercise = cut.exercise
-    return {"id": row_id, "text": exercise.context + exercise.prompt + exercise.solution, "source": row.get("source"),
+    text = exercise.context + exercise.prompt + exercise.solution
+    if form == "textbook":
+        text = textbook_section(exercise.context, exercise.prompt, exercise.solution, exercise.entry_point,
+                                cut.qualified_name)
+    return {"id": row_id, "text": text, "source": row.get("source"),
             "prompt": exercise.prompt, "solution": exercise.solution, "tests": exercise.tests,
             "entry_point": exercise.entry_point, "context": exercise.context, "qualified_name": cut.qualified_name,
             "doctests": doctests, "has_tests": doctests > 0, "origin_id": str(row["id"])}
