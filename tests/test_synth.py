@@ -5,6 +5,7 @@ answered request again, and bad settings are refused."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections import Counter
@@ -253,3 +254,29 @@ def test_bad_settings_are_refused_and_nothing_is_done(tmp_path, llm_server, caps
     line = refused(capsys, *base, "--count", "5")
     assert "answered none of the 5 requests" in line and "invalid API key" in line and "llm.base_url" in line
     assert not (out / data.MARKER).exists()
+
+
+def test_vllm_provider_without_vllm_is_refused_with_what_to_install(tmp_path, capsys) -> None:
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vLLM is installed here: test_textbooks_from_vllms_offline_engine covers the provider")
+    line = refused(capsys, "synth", "textbooks", "--count", "2", "--llm.provider", "vllm", "--llm.model",
+                   "Qwen/Qwen2.5-Coder-0.5B-Instruct", "--out", str(tmp_path / "out"))
+    assert "provider vllm needs vLLM installed" in line and "vllm serve" in line
+
+
+@pytest.mark.gpu
+def test_textbooks_from_vllms_offline_engine(tmp_path) -> None:
+    """synth with `llm.provider: vllm` (the engine in this process) asks every row once and records each answer
+    in the response cache, whatever a small model writes."""
+    if importlib.util.find_spec("vllm") is None:
+        pytest.skip("vLLM is not installed (pip install vllm on a machine with a GPU)")
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("vLLM's engine needs a CUDA device; there is none here")
+    model = os.environ.get("TEXTBOOKS_VLLM_MODEL", "Qwen/Qwen2.5-Coder-0.5B-Instruct")
+    out = tmp_path / "out"
+    assert main(["synth", "textbooks", "--count", "4", "--attempts", "1", "--llm.provider", "vllm",
+                 "--llm.model", model, "--llm.max-tokens", "256", "--out", str(out)]) == 0
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["rows_out"] + stats["rows_dropped"] == 4  # each row answered: kept, or dropped with its reason
