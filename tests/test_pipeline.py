@@ -80,30 +80,6 @@ def write_corpus_with_near_duplicates(folder: Path) -> Path:
     return folder
 
 
-def test_ray_and_local_engines_make_identical_datasets(tmp_path):
-    pytest.importorskip("ray")
-    corpus = write_corpus_with_near_duplicates(tmp_path / "corpus")
-    recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(
-        "engine: local\nworkers: 2\nstages:\n"
-        f"  - stage: ingest\n    source: dir\n    path: {corpus}\n    units: [function, class]\n"
-        "    files_per_task: 8\n"
-        "  - stage: dedup\n")
-    local = textbooks("run", str(recipe), "--out", str(tmp_path / "local"))
-    assert local.returncode == 0, local.stderr
-    on_ray = textbooks("run", str(recipe), "--out", str(tmp_path / "ray"), "--engine", "ray")
-    assert on_ray.returncode == 0, on_ray.stderr
-    for stage in ("ingest", "dedup"):
-        local_stats = data.read_stats(tmp_path / "local" / stage)
-        ray_stats = data.read_stats(tmp_path / "ray" / stage)
-        assert (local_stats["engine"], ray_stats["engine"]) == ("local", "ray")
-        assert shard_tables(tmp_path / "ray" / stage) == shard_tables(tmp_path / "local" / stage)
-        assert ray_stats["rows_out"] == local_stats["rows_out"] > 0
-        assert ray_stats["shards"] > 2
-    dedup = data.read_stats(tmp_path / "ray" / "dedup")
-    assert dedup["drops"].get("near_duplicate", 0) > 100, "each edited unit must be found as a near-duplicate"
-
-
 def assert_refused(result: subprocess.CompletedProcess, *fragments: str) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
@@ -438,14 +414,25 @@ def test_ray_engine_joins_an_existing_cluster(tmp_path):
                               "--temp-dir", ray_temp], capture_output=True, text=True, env=env,
                              timeout=300)
     assert started.returncode == 0, started.stderr
+    corpus = write_corpus_with_near_duplicates(tmp_path / "corpus")
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"engine: local\nworkers: 2\nray_address: 127.0.0.1:{port}\nstages:\n"
+        f"  - stage: ingest\n    source: dir\n    path: {corpus}\n    units: [function, class]\n"
+        "    files_per_task: 8\n"
+        "  - stage: dedup\n")
     try:
-        args = ["ingest", "--include", "json/*.py", "--units", "function", "class", "--files-per-task", "2"]
-        on_cluster = textbooks(*args, "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
-                               "--out", str(tmp_path / "cluster"), env=env)
+        on_cluster = textbooks("run", str(recipe), "--engine", "ray", "--out", str(tmp_path / "cluster"), env=env)
         assert on_cluster.returncode == 0, on_cluster.stderr
-        assert textbooks(*args, "--out", str(tmp_path / "local")).returncode == 0
     finally:
         subprocess.run([str(ray_cli), "stop", "--force"], capture_output=True, timeout=120, env=env)
         shutil.rmtree(ray_temp, ignore_errors=True)
-    assert data.read_stats(tmp_path / "cluster")["engine"] == "ray"
-    assert shard_tables(tmp_path / "cluster") == shard_tables(tmp_path / "local")
+    local = textbooks("run", str(recipe), "--out", str(tmp_path / "local"))
+    assert local.returncode == 0, local.stderr
+    for stage in ("ingest", "dedup"):  # the same datasets from the cluster and from the local pool
+        local_stats, ray_stats = (data.read_stats(tmp_path / run / stage) for run in ("local", "cluster"))
+        assert (local_stats["engine"], ray_stats["engine"]) == ("local", "ray")
+        assert shard_tables(tmp_path / "cluster" / stage) == shard_tables(tmp_path / "local" / stage)
+        assert ray_stats["rows_out"] == local_stats["rows_out"] > 0 and ray_stats["shards"] > 2
+    dedup = data.read_stats(tmp_path / "cluster" / "dedup")
+    assert dedup["drops"].get("near_duplicate", 0) > 100, "each edited unit must be found as a near-duplicate"
