@@ -83,7 +83,7 @@ def test_dry_run_prints_the_figures_and_names_a_bad_expect_key(tmp_path, capsys)
     assert main(["run", str(recipe), "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "makes dataset: 500 rows, 25,000 tokens" in printed
-    assert "trains on 2,560 tokens; 0.0 GPU-hours (0.0 h on 2 GPUs)" in printed
+    assert "trains on 2,560 tokens; 0.4 GPU-minutes (0.2 minutes on 2 GPUs)" in printed
     assert "LLM judge-model: 200 requests" in printed
     recipe.write_text(SMALL.format(src=tmp_path).replace("kept: 0.5", "keep: 0.5"))
     assert main(["run", str(recipe), "--dry-run"]) == 2

@@ -124,10 +124,11 @@ def test_input_by_stage_name(tmp_path):
     assert recipe.steps[2].input == "@code"
 
 
-def test_the_ablation_arms_share_one_budget_and_train_on_decontaminated_data(repo_root):
-    """recipes/ablation.yaml: every arm packs the same tokens with one tokenizer and trains alike; all of the
-    data it trains on comes through a decontaminate step; compare requires equal budgets."""
-    recipe = load_recipe(repo_root / "recipes" / "ablation.yaml")
+@pytest.mark.parametrize("name", ["ablation.yaml", "ablation-gpu.yaml"])
+def test_the_ablation_arms_share_one_budget_and_train_on_decontaminated_data(repo_root, name):
+    """recipes/ablation.yaml (and its GPU budget): every arm packs the same tokens with one tokenizer and trains
+    alike; all of the data it trains on comes through a decontaminate step; compare requires equal budgets."""
+    recipe = load_recipe(repo_root / "recipes" / name)
     steps = {step.name: step for step in recipe.steps}
     arms = ("raw", "filtered", "synthetic")
     tokens = [steps[f"tokens-{arm}"] for arm in arms]
@@ -152,3 +153,7 @@ def test_the_ablation_arms_share_one_budget_and_train_on_decontaminated_data(rep
         assert len(settings) == 1, phase  # the arms train alike: only the seed (and the model it starts from)
         assert sorted({run.config.seed for run in runs}) == [0, 1, 2]
     assert steps["compare"].config.same_budget and len(steps["compare"].config.evals) == 9
+    if name == "ablation-gpu.yaml":  # each arm's first seed sampled for pass@10
+        assert [steps[f"sampled-{arm}"].input for arm in arms] == [f"@finetune-{arm}-0" for arm in arms]
+        assert {(steps[f"sampled-{arm}"].config.n, steps[f"sampled-{arm}"].config.k[-1]) for arm in arms} == {(20, 10)}
+        assert steps["compare-sampled"].config.same_budget

@@ -333,6 +333,11 @@ def _count(value: float | None, at_most: bool = False) -> str:
     return ("<= " if at_most else "") + text
 
 
+def _hours(hours: float, kind: str) -> str:
+    """`12.5 GPU-hours`, or `7.2 GPU-minutes` under an hour."""
+    return f"{hours:,.1f} {kind}hours" if hours >= 1 else f"{60 * hours:,.1f} {kind}minutes"
+
+
 def format_plan(plans: list[StepPlan], recipe: Recipe) -> str:
     lines = [f"{recipe.path}: {len(plans)} steps, checked; dry run: nothing read, written or sent", ""]
     requests = cost = gpu_hours = 0.0
@@ -351,12 +356,12 @@ def format_plan(plans: list[StepPlan], recipe: Recipe) -> str:
             cost_known &= llm.cost_usd is not None
             cost += llm.cost_usd or 0.0
         if plan.tokens_seen is not None:
-            hours = "GPU-hours ?" if plan.gpu_hours is None else f"{plan.gpu_hours:,.1f} GPU-hours"
+            hours = "GPU-hours ?" if plan.gpu_hours is None else _hours(plan.gpu_hours, "GPU-")
             if plan.gpu_hours is not None and plan.gpus:
-                hours += f" ({plan.gpu_hours / plan.gpus:,.1f} h on {plan.gpus} GPUs)"
+                hours += f" ({_hours(plan.gpu_hours / plan.gpus, '')} on {plan.gpus} GPUs)"
             lines.append(f"      trains on {_count(plan.tokens_seen)} tokens; {hours}")
             gpu_hours += plan.gpu_hours or 0.0
         lines += [f"      {note}" for note in plan.notes]
     spend = f"${cost:,.2f}" if cost_known else f"${cost:,.2f} + models without a price"
-    lines += ["", f"total: {requests:,.0f} LLM requests, at most {spend}; {gpu_hours:,.1f} GPU-hours of training"]
+    lines += ["", f"total: {requests:,.0f} LLM requests, at most {spend}; {_hours(gpu_hours, 'GPU-')} of training"]
     return "\n".join(lines)
