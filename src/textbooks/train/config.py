@@ -92,7 +92,7 @@ class TrainConfig(StepConfig):
     fsdp: bool = Field(False, description="Shard parameters, gradients and optimizer state (FSDP2) under torchrun.")
     activation_checkpointing: bool = Field(False, description="Recompute each decoder block's activations in the "
                                                               "backward pass instead of keeping them (less "
-                                                              "memory, about a third more compute).")
+                                                              "memory; one more forward pass of each block).")
     checkpoint_format: Literal["full", "sharded"] = Field(
         "full", description="full: rank 0 gathers and writes the whole model and optimizer state; sharded: every "
                             "rank writes its own shards (torch.distributed.checkpoint), resumable on another "

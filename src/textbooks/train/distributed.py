@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from textbooks.errors import UserError
-from textbooks.store.sharded import single_process_is_meant as _single_process_is_meant
+from textbooks.store.sharded import single_process_is_meant
 
 # Rank 0 writes a checkpoint of phi-1 (about 17 GB with the optimizer) while the others wait at a barrier.
 GROUP_TIMEOUT = timedelta(minutes=60)
@@ -210,7 +210,7 @@ def save_sharded(state: dict[str, Any], folder: Path) -> None:
     """Write `state` into `folder` with every rank together (each its own file; rank 0 the index, last)."""
     import torch.distributed.checkpoint as dcp
 
-    with _single_process_is_meant():
+    with single_process_is_meant():
         dcp.save(state, checkpoint_id=str(folder), no_dist=not grouped())
 
 
@@ -222,6 +222,6 @@ def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Pat
 
     # get_state_dict makes a fresh optimizer's state (one step at lr 0): places for the saved tensors to fill.
     state = sharded_state(model, optimizer)
-    with _single_process_is_meant():
+    with single_process_is_meant():
         dcp.load(state, checkpoint_id=str(folder), no_dist=not grouped())
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
