@@ -207,6 +207,35 @@ def test_optimizer_decays_only_matrices() -> None:
     assert len(decayed["params"]) + len(plain["params"]) == len(list(model.parameters()))
 
 
+def test_activation_checkpointing_keeps_losses_gradients_and_names_and_frees_activations() -> None:
+    from textbooks.train.distributed import World, parallelize
+
+    def one_step(checkpointed: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], list[str], int]:
+        torch.manual_seed(0)
+        model = Phi(preset("tiny", vocab_size=128, **TINY_MODEL)).train()  # dropout 0.1 on
+        parallelize(model, compile=False, fsdp=False, world=World(), device=torch.device("cpu"),
+                    activation_checkpointing=checkpointed)
+        ids = torch.randint(0, 128, (2, 33))
+        kept: list[int] = []  # bytes autograd keeps for the backward pass outside checkpointed blocks
+
+        def keep(tensor: torch.Tensor) -> torch.Tensor:
+            kept.append(tensor.nbytes)
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+            _, loss = model(ids[:, :-1], ids[:, 1:])
+        loss.backward()
+        grads = {name: parameter.grad for name, parameter in model.named_parameters()}
+        return loss.detach(), grads, list(model.state_dict()), sum(kept)
+
+    plain, checkpointed = one_step(False), one_step(True)
+    assert torch.equal(plain[0], checkpointed[0])  # the recomputation replays the same dropout masks
+    assert plain[1].keys() == checkpointed[1].keys()
+    assert all(torch.equal(plain[1][name], checkpointed[1][name]) for name in plain[1])
+    assert plain[2] == checkpointed[2]  # the same state dict names: checkpoints and export need no renaming
+    assert checkpointed[3] < plain[3] / 2
+
+
 def test_tiny_model_learns_code_and_the_run_folder_is_complete(tokens: TokenData, tmp_path: Path) -> None:
     out = tmp_path / "run"
     summary = train(tiny_config(max_steps=150, checkpoint_every=50, eval_every=25, keep_checkpoints=2),
@@ -260,6 +289,9 @@ def test_finetuning_a_transformers_causal_lm(tokens: TokenData, tmp_path: Path) 
     for item in tokens.tokenizer_dir.iterdir():
         shutil.copy2(item, base / item.name)
     out = tmp_path / "finetune"
+    with pytest.raises(UserError, match="checkpoint_format sharded writes textbooks' phi models"):
+        train(tiny_config(phase="finetune", init=f"hf:{base}", model_overrides={}, checkpoint_format="sharded"),
+              tokens.folder, out, say=quiet)
     train(tiny_config(phase="finetune", init=f"hf:{base}", model_overrides={}, max_steps=12, warmup_steps=2,
                       eval_every=4, checkpoint_every=12), tokens.folder, out, say=quiet)
 

@@ -4,6 +4,10 @@
     folder/model.json          {"format": "textbooks-phi", "version": 1, "config": ModelConfig fields}
     folder/tokenizer/          the tokenizer's files, when the model was saved with one
 
+or, written by a training run with `checkpoint_format: sharded`, the same state dict in sharded/ instead of
+model.safetensors: a torch.distributed.checkpoint folder (one file per rank, under the key "model") that
+`load_model` reads whole in one process (`textbooks.store.sharded`), so export-hf, eval and `init:` take it alike.
+
     save_model(model, Path("runs/x/best"), tokenizer_dir=Path("runs/x/tokenizer"))
     model = load_model(resolve_model_folder(Path("runs/x")))  # a run folder: best/, else the newest checkpoint
 
@@ -32,6 +36,8 @@ VERSION = 1
 WEIGHTS = "model.safetensors"
 META = "model.json"
 TOKENIZER = "tokenizer"
+SHARDED = "sharded"  # a sharded model's state, under the key SHARDED_KEY
+SHARDED_KEY = "model"
 COMPLETE = "_COMPLETE"  # the trainer's marker: a checkpoint folder without it was cut short
 STEP_FOLDER = re.compile(r"step-(\d+)")
 
@@ -45,6 +51,21 @@ def save_model(model: Phi, folder: Path, tokenizer_dir: Path | None = None) -> N
     state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
     _save_weights_atomically(state, folder / WEIGHTS)
     write_json({"format": FORMAT, "version": VERSION, "config": model.config.model_dump()}, folder / META)
+
+
+def describe_sharded_model(config: ModelConfig, folder: Path, tokenizer_dir: Path | None = None) -> None:
+    """model.json (and the tokenizer) for a folder whose sharded/ already holds the weights: written after them,
+    as `save_model` writes model.json last."""
+    if not is_sharded(folder):
+        raise UserError(f"{folder} has no {SHARDED}/: write the sharded weights before describing them")
+    if tokenizer_dir is not None:
+        _copy_tokenizer(Path(tokenizer_dir), Path(folder) / TOKENIZER)
+    write_json({"format": FORMAT, "version": VERSION, "config": config.model_dump()}, Path(folder) / META)
+
+
+def is_sharded(folder: Path) -> bool:
+    """Whether the model in `folder` is stored as shards (sharded/) rather than in model.safetensors."""
+    return (Path(folder) / SHARDED).is_dir()
 
 
 def _save_weights_atomically(state: dict[str, torch.Tensor], path: Path) -> None:
@@ -93,12 +114,18 @@ def load_model(folder: Path, device: str | torch.device = "cpu", dtype: torch.dt
     folder = Path(folder)
     config = load_model_config(folder)
     weights_path = folder / WEIGHTS
-    if not weights_path.is_file():
+    if is_sharded(folder):
+        from textbooks.store.sharded import read_sharded
+
+        weights_path = folder / SHARDED
+        state = {name: tensor.to(device) for name, tensor in read_sharded(weights_path, SHARDED_KEY).items()}
+    elif not weights_path.is_file():
         raise UserError(f"{folder} has {META} but no {WEIGHTS}; the save was interrupted: use another checkpoint")
-    try:
-        state = load_file(str(weights_path), device=str(device))
-    except (SafetensorError, OSError) as error:
-        raise UserError(f"{weights_path} is damaged ({error}); use another checkpoint or save again") from None
+    else:
+        try:
+            state = load_file(str(weights_path), device=str(device))
+        except (SafetensorError, OSError) as error:
+            raise UserError(f"{weights_path} is damaged ({error}); use another checkpoint or save again") from None
     with torch.device("meta"):  # no random initialisation of weights that are about to be replaced
         model = Phi(config)
     try:
@@ -136,4 +163,5 @@ def tokenizer_folder(folder: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
-__all__ = ["load_model", "load_model_config", "resolve_model_folder", "save_model", "tokenizer_folder"]
+__all__ = ["describe_sharded_model", "is_sharded", "load_model", "load_model_config", "resolve_model_folder",
+           "save_model", "tokenizer_folder"]

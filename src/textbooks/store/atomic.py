@@ -72,6 +72,12 @@ def _folder_siblings(path: Path) -> tuple[Path, Path]:
     return path.with_name(f".{path.name}.tmp"), path.with_name(f".{path.name}.old")
 
 
+def folder_temporary(path: Path) -> Path:
+    """The temporary folder `atomic_folder(path)` fills: its name is known to other processes that write into it
+    while its one owner holds it (the ranks of a training run saving their shards)."""
+    return _folder_siblings(Path(path))[0]
+
+
 def recover_folder(path: Path) -> None:
     """Finish what an `atomic_folder` killed mid-way left: the half-filled folder is removed, and an older
     folder moved aside but not yet replaced is put back (it is the last complete one)."""
@@ -87,7 +93,8 @@ def recover_folder(path: Path) -> None:
 @contextmanager
 def atomic_folder(path: Path) -> Iterator[Path]:
     """Yield an empty temporary folder to fill; on success its files are fsynced and it replaces `path` (an
-    older `path` is moved aside first and removed last), on failure it is removed. A folder has one writer."""
+    older `path` is moved aside first and removed last), on failure it is removed. A folder has one owner
+    (other processes may write into `folder_temporary(path)` while it holds it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover_folder(path)

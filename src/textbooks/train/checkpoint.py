@@ -8,12 +8,27 @@
         _COMPLETE                    written last
     OUT/best/                        the model with the lowest validation loss, and trainer.json (step, val_loss)
 
+With `checkpoint_format: sharded` nothing is gathered: model.safetensors and optimizer.pt give way to
+
+        sharded/                     torch.distributed.checkpoint: {"model", "optimizer"} state keyed by
+                                     parameter name, one __RANK_0.distcp file per rank (under FSDP its shards;
+                                     under DDP each tensor once) and .metadata, the index
+    OUT/best/sharded/                the same, "model" only
+
+A sharded checkpoint resumes bit for bit on the same number of processes and loads, resharded, on any other
+(with the same --fsdp): weights, optimizer state, step and data position are exact (each step takes the same
+windows, `train/data.py`); dropout masks are not (every rank's RNG is seeded afresh from seed, rank and step),
+nor is the order in which gradients are summed. Anything that reads a checkpoint as a model (export-hf, eval,
+`init:`) reads sharded/ whole in one process (`textbooks.model.io`).
+
 A checkpoint is written under a temporary name, finished with `_COMPLETE`, and renamed into place; best/ is
-replaced the same way (the older one stays until the new one is whole). A folder is removed by renaming it to a
-temporary first, so a kill never leaves a folder that still looks complete. The next run removes what a killed
-or failed one left: folders without the marker, an unfinished best/ replacement (the last whole best/ stays),
-and temporaries anywhere in OUT. The newest `keep_checkpoints` are kept. `TEXTBOOKS_KILL_AT=train:best` and
-`train:checkpoint` kill a run with the new folder written but not yet in place (tests/test_train_resume.py).
+replaced the same way (the older one stays until the new one is whole). Sharded, every rank writes its files
+into rank 0's temporary folder, and rank 0 writes the rest and renames it once all are written. A folder is
+removed by renaming it to a temporary first, so a kill never leaves a folder that still looks complete. The next
+run removes what a killed or failed one left: folders without the marker, an unfinished best/ replacement (the
+last whole best/ stays), and temporaries anywhere in OUT. The newest `keep_checkpoints` are kept.
+`TEXTBOOKS_KILL_AT=train:best` and `train:checkpoint` kill a run with the new folder written but not yet in place
+(tests/test_train_resume.py, tests/test_train_distributed.py).
 """
 
 from __future__ import annotations
@@ -23,6 +38,7 @@ import random
 import re
 import shutil
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +49,15 @@ from textbooks.errors import UserError
 from textbooks.model.io import COMPLETE
 from textbooks.pipeline import hooks
 from textbooks.store import data
-from textbooks.store.atomic import atomic_file, atomic_folder, recover_folder, remove_temporaries, temporary_sibling
+from textbooks.store.atomic import (
+    atomic_file,
+    atomic_folder,
+    folder_temporary,
+    recover_folder,
+    remove_temporaries,
+    temporary_sibling,
+)
+from textbooks.train import distributed
 
 CHECKPOINTS = "checkpoints"
 BEST = "best"
@@ -88,19 +112,30 @@ def remove_folder(folder: Path) -> None:
         shutil.rmtree(hidden)
 
 
-def _write_folder(final: Path, write_contents: WriteContents, marker: bool, kill_point: str) -> None:
-    """Fill a temporary sibling of `final`, then rename it into place (replacing an older `final`)."""
-    with atomic_folder(final) as tmp:
-        write_contents(tmp)
-        if marker:
-            data.write_bytes(b"", tmp / COMPLETE)
-        hooks.reached("train", kill_point)
+def _write_folder(final: Path, write_contents: WriteContents, marker: bool, kill_point: str,
+                  write_shards: WriteContents | None, main: bool) -> None:
+    """Rank 0 fills a temporary sibling of `final`, then renames it into place (replacing an older `final`);
+    with `write_shards` every rank first writes its own files into that temporary, together."""
+    if write_shards is None and not main:
+        return
+    with atomic_folder(final) if main else nullcontext(folder_temporary(final)) as tmp:
+        if write_shards is not None:
+            distributed.barrier()  # rank 0 has made the temporary (and removed an older one) before anyone writes
+            write_shards(tmp)  # collective: it returns on every rank once all ranks' files are written
+        if main:
+            write_contents(tmp)
+            if marker:
+                data.write_bytes(b"", tmp / COMPLETE)
+            hooks.reached("train", kill_point)
 
 
-def write_checkpoint(out: Path, step: int, write_contents: WriteContents) -> Path:
-    """A complete checkpoint folder for `step`, whose files `write_contents(folder)` writes."""
+def write_checkpoint(out: Path, step: int, write_contents: WriteContents, write_shards: WriteContents | None = None,
+                     main: bool = True) -> Path:
+    """A complete checkpoint folder for `step`: rank 0 (`main`) writes the files `write_contents(folder)` writes,
+    after every rank has written its shards with `write_shards(folder)` when that is given (then every rank
+    calls this)."""
     final = step_folder(out, step)
-    _write_folder(final, write_contents, marker=True, kill_point="checkpoint")
+    _write_folder(final, write_contents, True, "checkpoint", write_shards, main)
     return final
 
 
@@ -112,13 +147,15 @@ def prune(out: Path, keep: int) -> list[Path]:
     return removed
 
 
-def write_best(out: Path, write_model: WriteContents, step: int, val_loss: float) -> None:
-    """Replace OUT/best/ with the model `write_model` writes, and its step and validation loss."""
+def write_best(out: Path, write_model: WriteContents, step: int, val_loss: float,
+               write_shards: WriteContents | None = None, main: bool = True) -> None:
+    """Replace OUT/best/ with the model `write_model` writes (after `write_shards` on every rank, as in
+    `write_checkpoint`), and its step and validation loss."""
     def contents(folder: Path) -> None:
         write_model(folder)
         data.write_json({"step": step, "val_loss": val_loss}, folder / TRAINER_JSON)
 
-    _write_folder(Path(out) / BEST, contents, marker=False, kill_point="best")
+    _write_folder(Path(out) / BEST, contents, False, "best", write_shards, main)
 
 
 def read_best(out: Path) -> dict | None:
@@ -143,6 +180,15 @@ def rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def seed_rng(seed: int, rank: int, step: int) -> None:
+    """Seed every generator from (seed, rank, step): a rank resuming a run of another world size has no
+    recorded state of its own."""
+    derived = int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+    random.seed(derived)
+    np.random.seed(derived)
+    torch.manual_seed(derived)
 
 
 def set_rng_state(state: dict[str, Any]) -> None:

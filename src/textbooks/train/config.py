@@ -31,7 +31,8 @@ PHASE_DEFAULTS: dict[str, dict[str, float | int]] = {
 
 # Settings that change how a run goes about its work, not what it computes: they may differ on --resume and
 # are left out of the step's fingerprint.
-RUN_ONLY_SETTINGS = frozenset({"compile", "checkpoint_every", "keep_checkpoints"})
+RUN_ONLY_SETTINGS = frozenset({"compile", "activation_checkpointing", "checkpoint_every", "checkpoint_format",
+                               "keep_checkpoints"})
 
 HF_INIT_PREFIX = "hf:"
 # The paper's models: on a CPU their phase's batch (1024 or 256 x 2048 tokens) is not taken as a default.
@@ -89,6 +90,13 @@ class TrainConfig(StepConfig):
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU; fp16 adds loss scaling.")
     compile: bool = Field(False, description="Compile the model with torch.compile.")
     fsdp: bool = Field(False, description="Shard parameters, gradients and optimizer state (FSDP2) under torchrun.")
+    activation_checkpointing: bool = Field(False, description="Recompute each decoder block's activations in the "
+                                                              "backward pass instead of keeping them (less "
+                                                              "memory; one more forward pass of each block).")
+    checkpoint_format: Literal["full", "sharded"] = Field(
+        "full", description="full: rank 0 gathers and writes the whole model and optimizer state; sharded: every "
+                            "rank writes its own shards (torch.distributed.checkpoint), resumable on another "
+                            "number of processes.")
     checkpoint_every: int = Field(1000, ge=1, description="Steps between checkpoints (one is also written at "
                                                           "the end).")
     keep_checkpoints: int = Field(2, ge=1, description="Newest checkpoints kept (best/ is kept besides).")

@@ -4,10 +4,14 @@
 
 torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) says where a process stands; without it the world is one
 process and no process group is made. `parallelize` wraps the plain model in a fixed order, as torchtitan does:
-torch.compile first (per decoder block under FSDP, so that each sharded unit is one compiled graph), then FSDP2
-(`fully_shard` per decoder block, then the root) or DDP. The model itself never imports torch.distributed.
+activation checkpointing per decoder block (torch's composable `checkpoint`, which keeps parameter names), then
+torch.compile (per decoder block under FSDP or activation checkpointing, so that each sharded or recomputed unit
+is one compiled graph; a whole-model graph fails to recompute checkpointed blocks), then FSDP2 (`fully_shard`
+per decoder block, then the root) or DDP. The model itself never imports torch.distributed.
 
-Rank 0 alone writes logs and checkpoints; under FSDP every rank takes part in gathering full state dicts for it.
+Rank 0 alone writes logs and full checkpoints; under FSDP every rank takes part in gathering full state dicts
+for it. Sharded checkpoints (`sharded_state`, `save_sharded`, `load_sharded`) are torch.distributed.checkpoint
+folders that every rank writes its own part of, and that any number of processes reads back, resharded.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import warnings
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,6 +29,7 @@ import torch.distributed as dist
 from torch import nn
 
 from textbooks.errors import UserError
+from textbooks.store.sharded import single_process_is_meant
 
 # Rank 0 writes a checkpoint of phi-1 (about 17 GB with the optimizer) while the others wait at a barrier.
 GROUP_TIMEOUT = timedelta(minutes=60)
@@ -88,15 +94,23 @@ def decoder_blocks(model: nn.Module) -> list[nn.Module]:
     return model.decoder_blocks()
 
 
-def parallelize(model: nn.Module, compile: bool, fsdp: bool, world: World, device: torch.device) -> nn.Module:
-    """Compile, then shard (FSDP2) or replicate (DDP); returns the module to call for training steps.
+def parallelize(model: nn.Module, compile: bool, fsdp: bool, world: World, device: torch.device,
+                activation_checkpointing: bool = False) -> nn.Module:
+    """Checkpoint activations, compile, then shard (FSDP2) or replicate (DDP); returns the module to call for
+    training steps.
 
-    `model` is changed in place (compiled blocks, sharded parameters), so it stays the module to evaluate and
-    to save; under DDP the returned wrapper is what synchronises gradients.
+    `model` is changed in place (checkpointed and compiled blocks, sharded parameters), so it stays the module
+    to evaluate and to save; under DDP the returned wrapper is what synchronises gradients. Checkpointed blocks
+    replay their random state when recomputed: the same dropout masks, losses and gradients as without.
     """
     blocks = decoder_blocks(model)
+    if activation_checkpointing:
+        from torch.distributed._composable import checkpoint
+
+        for block in blocks:
+            checkpoint(block)
     if compile:
-        for module in blocks if fsdp else [model]:
+        for module in blocks if fsdp or activation_checkpointing else [model]:
             module.compile()
     if fsdp:
         from torch.distributed.device_mesh import init_device_mesh
@@ -179,3 +193,35 @@ def load_optimizer_state(model: nn.Module, optimizer: torch.optim.Optimizer, sta
                                  options=StateDictOptions(full_state_dict=True))
     else:
         optimizer.load_state_dict(state)
+
+
+def sharded_state(model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    """{"model": ..., "optimizer": ...} as torch.distributed.checkpoint saves them, keyed by parameter name: under
+    FSDP this rank's shards (DTensors, nothing gathered), else the whole tensors (written once, not per rank)."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_state_dict
+
+    if optimizer is None:
+        return {"model": get_model_state_dict(model)}
+    model_state, optimizer_state = get_state_dict(model, optimizer)
+    return {"model": model_state, "optimizer": optimizer_state}
+
+
+def save_sharded(state: dict[str, Any], folder: Path) -> None:
+    """Write `state` into `folder` with every rank together (each its own file; rank 0 the index, last)."""
+    import torch.distributed.checkpoint as dcp
+
+    with single_process_is_meant():
+        dcp.save(state, checkpoint_id=str(folder), no_dist=not grouped())
+
+
+def load_sharded(model: nn.Module, optimizer: torch.optim.Optimizer, folder: Path) -> None:
+    """Restore what `save_sharded(sharded_state(model, optimizer))` wrote, on this run's processes and sharding
+    (any number of them: each reads the parts of the saved tensors its shards cover)."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+
+    # get_state_dict makes a fresh optimizer's state (one step at lr 0): places for the saved tensors to fill.
+    state = sharded_state(model, optimizer)
+    with single_process_is_meant():
+        dcp.load(state, checkpoint_id=str(folder), no_dist=not grouped())
+    set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"])

@@ -12,6 +12,7 @@ import torch
 
 from textbooks.errors import UserError
 from textbooks.model.config import ModelConfig, padded_vocab, preset
+from textbooks.model.io import is_sharded
 from textbooks.store import data
 from textbooks.tokens.folder import TokenData, open_tokens
 from textbooks.train import checkpoint
@@ -68,6 +69,9 @@ def plan_run(config: TrainConfig, data_dir: Path, out: Path, world: World, resum
     precision = _precision(config.precision, device)
     tokens = open_tokens(Path(data_dir))
     spec = model_spec(config, tokens)
+    if config.checkpoint_format == "sharded" and spec.kind == "hf":
+        raise UserError(f"init {config.init}: checkpoint_format sharded writes textbooks' phi models; a transformers "
+                        f"model is saved whole with save_pretrained: use --checkpoint-format full")
     _check_batch_fits_device(config, hp, spec, device)
     _check_fits(config, spec, tokens, world)
     identity = {"train_tokens": len(tokens.split("train")), "val_tokens": len(tokens.split("val")),
@@ -212,10 +216,11 @@ def _find_resume_point(plan: Plan, resume: bool) -> None:
         raise UserError(f"{plan.out} already has checkpoints (the newest is step {step}): pass --resume to "
                         f"continue, or choose another --out")
     state = checkpoint.read_trainer_json(folder)
-    if state.get("world_size") != plan.world.world_size:
+    if state.get("world_size") != plan.world.world_size and not is_sharded(folder):
         raise UserError(f"{folder} was written by a run of {state.get('world_size')} process(es); this one has "
                         f"{plan.world.world_size}: resume with torchrun --nproc_per_node "
-                        f"{state.get('world_size')} (same world size), or choose another --out")
+                        f"{state.get('world_size')} (same world size), or choose another --out (a run that "
+                        f"writes --checkpoint-format sharded can resume on another world size)")
     changed = settings_changes(state.get("config", {}), plan.config.model_dump(mode="json"))
     if changed:
         raise UserError(f"{plan.out} was trained with other settings; changed since {folder.name}: "

@@ -60,14 +60,18 @@ def train(config: TrainConfig, data_dir: Path, out: Path, say: Callable[[str], N
 
 
 def build_model(spec: ModelSpec, resume_from: Path | None, device: torch.device) -> nn.Module:
-    """The model to train, in fp32 on `device`: from the checkpoint when resuming, else as `spec` says."""
-    from textbooks.model.io import load_model
+    """The model to train, in fp32 on `device`: from the checkpoint when resuming, else as `spec` says. A sharded
+    checkpoint's weights are loaded later, into the parallelized model (`Trainer._restore`)."""
+    from textbooks.model.io import is_sharded, load_model, load_model_config
     from textbooks.model.phi import Phi
 
     if spec.kind == "hf":
         from textbooks.train.hf_causal import CausalLM
 
         return CausalLM.load(resume_from or spec.source).to(device)
+    if resume_from is not None and is_sharded(resume_from):
+        with torch.device(device):
+            return Phi(load_model_config(resume_from))
     if resume_from is not None:
         return load_model(resume_from, device=device)
     if spec.kind == "preset":
@@ -109,7 +113,8 @@ class Trainer:
         self.parameters = self.model.num_parameters()
         self.flops_per_token = self.model.flops_per_token(self.config.seq_len)
         self.train_module = distributed.parallelize(self.model, self.config.compile, self.config.fsdp,
-                                                    self.world, self.device)
+                                                    self.world, self.device, self.config.activation_checkpointing)
+        self.sharded = self.config.checkpoint_format == "sharded"
         self.optimizer = make_optimizer(self.model, plan)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=plan.precision == "fp16")
         rank, size = self.world.rank, self.world.world_size
@@ -141,13 +146,22 @@ class Trainer:
         distributed.barrier()
 
     def _restore(self, folder: Path, state: dict) -> None:
-        """Optimizer, loss scale, RNG states, data position, step and best-so-far from the checkpoint."""
-        distributed.load_optimizer_state(self.model, self.optimizer,
-                                         checkpoint.load_torch(folder / checkpoint.OPTIMIZER), self.config.fsdp)
+        """Optimizer (and a sharded checkpoint's weights), loss scale, RNG states, data position, step and
+        best-so-far from the checkpoint."""
+        from textbooks.model.io import SHARDED, is_sharded
+
+        if is_sharded(folder):
+            distributed.load_sharded(self.model, self.optimizer, folder / SHARDED)
+        else:
+            distributed.load_optimizer_state(self.model, self.optimizer,
+                                             checkpoint.load_torch(folder / checkpoint.OPTIMIZER), self.config.fsdp)
         extra = checkpoint.load_torch(folder / checkpoint.TRAINER_STATE)
         if extra["scaler"]:
             self.scaler.load_state_dict(extra["scaler"])
-        checkpoint.set_rng_state(extra["rng"][self.world.rank])
+        if len(extra["rng"]) == self.world.world_size:
+            checkpoint.set_rng_state(extra["rng"][self.world.rank])
+        else:  # another world size (a sharded checkpoint): new dropout streams, the same on every such resume
+            checkpoint.seed_rng(self.config.seed, self.world.rank, state["step"])
         self.windows.position = DataPosition(**state["data_position"])
         self.step, self.train_seconds = state["step"], state["train_seconds"]
         self.last_val_loss = state["last_val_loss"]
@@ -252,10 +266,15 @@ class Trainer:
         improved = val_loss < self.best_val_loss
         if improved:
             self.best_val_loss, self.best_step = val_loss, self.step
-            full_state = self._full_model_state()
-            if self.world.is_main:
-                checkpoint.write_best(self.out, lambda folder: self._write_model(folder, full_state), self.step,
-                                      val_loss)
+            if self.sharded:
+                shards = distributed.sharded_state(self.model)
+                checkpoint.write_best(self.out, self._describe_sharded_model, self.step, val_loss,
+                                      self._shard_writer(shards), self.world.is_main)
+            else:
+                full_state = self._full_model_state()
+                if self.world.is_main:
+                    checkpoint.write_best(self.out, lambda folder: self._write_model(folder, full_state), self.step,
+                                          val_loss)
             distributed.barrier()
         self.say(f"train: step {self.step:,}: validation loss {val_loss:.4f}{' (best so far)' if improved else ''}")
 
@@ -278,19 +297,40 @@ class Trainer:
             model.load_state_dict(full_state, assign=True)
         save_model(model, folder, tokenizer_dir)
 
+    def _describe_sharded_model(self, folder: Path) -> None:
+        from textbooks.model.io import describe_sharded_model
+
+        describe_sharded_model(self.model.config, folder, self.plan.tokens.tokenizer_dir)
+
+    @staticmethod
+    def _shard_writer(state: dict) -> Callable[[Path], None]:
+        from textbooks.model.io import SHARDED
+
+        return lambda folder: distributed.save_sharded(state, folder / SHARDED)
+
     def _save_checkpoint(self) -> None:
-        full_state = self._full_model_state()
-        optimizer_state = distributed.full_optimizer_state(self.model, self.optimizer, self.config.fsdp)
+        """Rank 0 writes the folder; for a sharded checkpoint every rank first writes its shards into it."""
         rng_states = distributed.gather_objects(checkpoint.rng_state(), self.world)
-        if self.world.is_main:
-            def contents(folder: Path) -> None:
+        if self.sharded:
+            write_shards = self._shard_writer(distributed.sharded_state(self.model, self.optimizer))
+            write_state = self._describe_sharded_model
+        else:
+            full_state = self._full_model_state()
+            optimizer_state = distributed.full_optimizer_state(self.model, self.optimizer, self.config.fsdp)
+            write_shards = None
+
+            def write_state(folder: Path) -> None:
                 self._write_model(folder, full_state)
                 checkpoint.save_torch(optimizer_state, folder / checkpoint.OPTIMIZER)
-                checkpoint.save_torch({"scaler": self.scaler.state_dict(), "rng": rng_states},
-                                      folder / checkpoint.TRAINER_STATE)
-                data.write_json(self._trainer_state(), folder / checkpoint.TRAINER_JSON)
 
-            folder = checkpoint.write_checkpoint(self.out, self.step, contents)
+        def contents(folder: Path) -> None:
+            write_state(folder)
+            checkpoint.save_torch({"scaler": self.scaler.state_dict(), "rng": rng_states},
+                                  folder / checkpoint.TRAINER_STATE)
+            data.write_json(self._trainer_state(), folder / checkpoint.TRAINER_JSON)
+
+        folder = checkpoint.write_checkpoint(self.out, self.step, contents, write_shards, self.world.is_main)
+        if self.world.is_main:
             checkpoint.prune(self.out, self.config.keep_checkpoints)
             self.say(f"train: step {self.step:,}: checkpoint {folder}")
         distributed.barrier()
