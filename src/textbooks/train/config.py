@@ -32,7 +32,7 @@ PHASE_DEFAULTS: dict[str, dict[str, float | int]] = {
 # Settings that change how a run goes about its work, not what it computes: they may differ on --resume and
 # are left out of the step's fingerprint.
 RUN_ONLY_SETTINGS = frozenset({"compile", "activation_checkpointing", "checkpoint_every", "checkpoint_format",
-                               "keep_checkpoints"})
+                               "keep_checkpoints", "log"})
 
 HF_INIT_PREFIX = "hf:"
 # The paper's models: on a CPU their phase's batch (1024 or 256 x 2048 tokens) is not taken as a default.
@@ -108,6 +108,10 @@ class TrainConfig(StepConfig):
                                                      "count); the set does not depend on micro_batch_size.")
     seed: int = Field(1337, description="Seed of the initialisation, the data order and dropout.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available.")
+    log: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list, description="Also log each step to TensorBoard (OUT/tensorboard) or Weights & Biases "
+                                          "(offline under OUT/wandb without an API key); OUT/log.jsonl is always "
+                                          "written. Needs pip install 'textbooks[log]'.")
 
     def resolved(self) -> Resolved:
         """The phase's defaults filled in where a setting is None."""

@@ -87,6 +87,9 @@ class JsonlLog:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
 
+    def close(self) -> None:
+        """Nothing is held open between lines."""
+
 
 def read_jsonl(path: Path) -> list[dict]:
     """Every whole line of a JSONL log (a line torn by a kill is skipped)."""

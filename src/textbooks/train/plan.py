@@ -19,6 +19,7 @@ from textbooks.train import checkpoint
 from textbooks.train.config import PAPER_PRESETS, RUN_ONLY_SETTINGS, Resolved, TrainConfig
 from textbooks.train.data import window_count
 from textbooks.train.distributed import World, training_device
+from textbooks.train.logs import check_available
 
 DROPOUT_FIELDS = frozenset({"embd_pdrop", "attention_dropout", "resid_pdrop"})
 ModelKind = Literal["preset", "folder", "hf-phi", "hf"]
@@ -65,6 +66,7 @@ def plan_run(config: TrainConfig, data_dir: Path, out: Path, world: World, resum
     if config.fsdp and not world.launched:
         raise UserError("--fsdp shards the model over processes: launch with torchrun --nproc_per_node N, or "
                         "drop --fsdp")
+    check_available(config.log)
     device = training_device(config.device, world)
     precision = _precision(config.precision, device)
     tokens = open_tokens(Path(data_dir))

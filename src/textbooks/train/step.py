@@ -29,7 +29,7 @@ class TrainStep(Step):
     takes = ("tokens",)
     makes = "model"
     input_help = "a token data folder written by `textbooks tokenize`"
-    outputs = ("checkpoints", "best", "log.jsonl", "summary.json", ".best.*")
+    outputs = ("checkpoints", "best", "log.jsonl", "summary.json", ".best.*", "tensorboard", "wandb")
     precious = True
     unfingerprinted = RUN_ONLY_SETTINGS
     config: TrainConfig

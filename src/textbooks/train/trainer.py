@@ -16,8 +16,10 @@ one that was never interrupted (tests/test_train_resume.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,11 +34,11 @@ from textbooks.store import data
 from textbooks.train import checkpoint, distributed
 from textbooks.train.config import TrainConfig
 from textbooks.train.data import DataPosition, TrainWindows, validation_batches
-from textbooks.train.metrics import JsonlLog, peak_flops_per_second, peak_memory_bytes, truncate_log
+from textbooks.train.logs import LOG, RUN_ID, TENSORBOARD, WANDB, Logs, open_logs
+from textbooks.train.metrics import peak_flops_per_second, peak_memory_bytes, truncate_log
 from textbooks.train.plan import ModelSpec, Plan, plan_run
 from textbooks.train.schedule import learning_rate
 
-LOG = "log.jsonl"
 SUMMARY = "summary.json"
 
 
@@ -129,7 +131,15 @@ class Trainer:
             seeded(self.config.seed + rank)
         if plan.resume_from is not None:
             self._restore(plan.resume_from, plan.resume_state)
-        self.log = JsonlLog(self.out / LOG) if self.world.is_main else None
+        self.log = self._open_logs() if self.world.is_main else None
+
+    def _open_logs(self) -> Logs:
+        """log.jsonl and the backends of the `log` setting; their config: the settings, as in trainer.json."""
+        resume_step = self.plan.resume_state["step"] if self.plan.resume_from is not None else None
+        config = {**self.config.model_dump(mode="json"), "resolved": dataclasses.asdict(self.hp),
+                  "parameters": self.parameters}
+        return open_logs(self.out, self.config.log, f"{self.out.parent.name}/{self.out.name}", config, resume_step,
+                         self.say)
 
     def _prepare_folder(self) -> None:
         """Rank 0 clears what a killed run left: unfinished checkpoints, and log lines after the resume point."""
@@ -140,6 +150,8 @@ class Trainer:
             if self.plan.resume_from is None:
                 (self.out / LOG).unlink(missing_ok=True)
                 (self.out / SUMMARY).unlink(missing_ok=True)
+                (self.out / WANDB / RUN_ID).unlink(missing_ok=True)  # a new run, not the one started before
+                shutil.rmtree(self.out / TENSORBOARD, ignore_errors=True)
                 checkpoint.remove_folder(self.out / checkpoint.BEST)
             else:
                 truncate_log(self.out / LOG, self.plan.resume_state["step"])
@@ -194,6 +206,8 @@ class Trainer:
                     self._save_checkpoint()
         finally:
             progress.close()
+            if self.log:
+                self.log.close()
         return self._summary()
 
     def _announce(self) -> None:
