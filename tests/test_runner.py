@@ -52,7 +52,8 @@ def test_dataset_layout_and_stats(tmp_path):
     assert stats["bytes_in"] == stats["bytes_out"] + len("acc" "f" "ii")
     assert stats["counters"] == {"records": 9}
     assert sorted(p.name for p in out.iterdir()) == [
-        "_SUCCESS", "dropped", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet", "stats.json"]
+        "README.md", "_SUCCESS", "dropped", "part-00000.parquet", "part-00001.parquet", "part-00002.parquet",
+        "stats.json"]
     marker_time = (out / data.MARKER).stat().st_mtime_ns
     assert all(path.stat().st_mtime_ns <= marker_time for path in out.rglob("*") if path.is_file())
     assert not (out / WORK).exists()

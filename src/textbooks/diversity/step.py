@@ -27,6 +27,7 @@ from pydantic import Field
 
 from textbooks.diversity.dataset import FAMILY, measure_dataset, measure_with_families
 from textbooks.errors import UserError
+from textbooks.pipeline.card import write_dataset_card
 from textbooks.pipeline.refs import DatasetInput
 from textbooks.pipeline.stage import ShardResult, Stage, run_stage
 from textbooks.pipeline.step import Context, StepConfig
@@ -115,6 +116,7 @@ def measure_step(folder: Path, say: Callable[[str], None]) -> None:
         return
     found = measure_dataset(folder)
     write_json({"fingerprint": marker.get("fingerprint"), **found}, path)
+    write_dataset_card(folder, data.read_stats(folder), marker.get("parts"), found)  # the card, with the figures
     say(summary_line("diversity", str(folder), found))
 
 

@@ -7,7 +7,8 @@
   is unfinished with the same fingerprint; start over (say so, remove what the step made) when it differs.
   Two exceptions, both refusals that touch nothing: `resume=True` (the command line's `--resume`) insists on
   continuing, and a precious step (a training run) is not discarded outside a recipe;
-- `stats.json`, and the `_SUCCESS` marker written last, by rank 0 alone under torchrun.
+- `stats.json` (with the step's settings and its input), the step's card (`Step.write_card`), and the
+  `_SUCCESS` marker written last, by rank 0 alone under torchrun.
 
 `run_recipe` runs a recipe's steps in order into `RUN/<step name>`, each through `run_step`.
 """
@@ -151,7 +152,10 @@ def run_step(step: Step, out: Path, *, say: Say = print, executor: Executor | No
         stats = {"stage": step.name, "kind": step.makes, "version": step.version, **stats}
         stats.setdefault("seconds", round(time.perf_counter() - started, 3))
         stats["config"] = step.config.model_dump(mode="json")
+        if target.input:  # what it read, resolved: cards follow it back to the steps before
+            stats.setdefault("input", str(target.input))
         data.write_json(stats, out / data.STATS)
+        target.write_card(ctx, stats)
         data.write_marker(out, {"fingerprint": fingerprint_digest, "stage": step.name, "kind": step.makes,
                                 "version": step.version, "finished": time.time(), "parts": parts})
         work.remove()

@@ -14,6 +14,7 @@ coroutine function: the `async` executor runs every task of the stage on one loo
     OUT/.work/apply-00003.json          task 3 is finished (stages with a reduce step)
     OUT/part-00003.parquet              final shards, each written atomically
     OUT/dropped/part-00003.parquet      the rows removed, with `drop_reason`
+    OUT/README.md                       the dataset card (`textbooks.pipeline.card`), written by the runner
 
 A killed run leaves at most the tasks in flight undone; the next run redoes only those and finishes with the
 same dataset an uninterrupted run makes. A stage never writes files itself.
@@ -32,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from textbooks.errors import UserError
+from textbooks.pipeline.card import CARD, write_dataset_card
 from textbooks.pipeline.executors.base import Worker
 from textbooks.pipeline.step import Context, Step
 from textbooks.pipeline.work import Work
@@ -72,7 +74,7 @@ class Stage(Step):
     takes = ("dataset",)
     makes = "dataset"
     input_help = "a dataset folder, Parquet/JSONL file or glob, or hf:NAME"
-    outputs = (data.SHARD_GLOB, data.DROPPED)
+    outputs = (data.SHARD_GLOB, data.DROPPED, CARD)
     uses_executor = True
     has_reduce: ClassVar[bool] = False
     allow_empty: ClassVar[bool] = False  # an output with no rows is a result (say so), not an error
@@ -99,6 +101,9 @@ class Stage(Step):
 
     def run(self, ctx: Context) -> dict:
         return run_stage(self, ctx)
+
+    def write_card(self, ctx: Context, stats: dict) -> None:
+        write_dataset_card(ctx.out, stats, ctx.identity)
 
 
 def with_drop_reason(table: pa.Table, reason: str | list[str]) -> pa.Table:

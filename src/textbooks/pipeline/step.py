@@ -2,9 +2,10 @@
 
 A step has a name, a typed `Config` (its fields are recipe keys and CLI flags), a `version` (raise it when the
 same settings would now make something different) and declared kinds: what its input may be (`takes`) and what
-it makes (`makes`). It does its work in `run(ctx)` into `ctx.out` and returns the stats to record. Everything
-else is the runner's (`textbooks.pipeline.runner`): references resolved, the fingerprint, skip when done, start
-over when settings or inputs changed, `.work/` records (`ctx.work`), `stats.json`, the `_SUCCESS` marker.
+it makes (`makes`). It does its work in `run(ctx)` into `ctx.out` and returns the stats to record; a step whose
+output is shared (datasets, exported models) also writes a card (`write_card`). Everything else is the runner's
+(`textbooks.pipeline.runner`): references resolved, the fingerprint, skip when done, start over when settings
+or inputs changed, `.work/` records (`ctx.work`), `stats.json`, the `_SUCCESS` marker.
 
 Dataset stages are steps too (`textbooks.pipeline.stage.Stage`: plan / map / reduce / apply on an executor).
 A new step is a subclass of one of the two, registered in `textbooks.pipeline.table`.
@@ -116,3 +117,7 @@ class Step:
     def run(self, ctx: Context) -> dict:
         """Do the work into `ctx.out` and return the stats to record (JSON-serialisable)."""
         raise NotImplementedError
+
+    def write_card(self, ctx: Context, stats: dict) -> None:
+        """Describe the output for people and the Hugging Face Hub (`OUT/README.md`: a dataset or model card)
+        from the recorded stats; the runner calls it after stats.json and before the marker. By default none."""
