@@ -79,3 +79,72 @@ def test_diversity_figures_join_the_card_when_a_recipe_measures_the_dataset(chai
 def test_size_categories_follow_the_hub_bounds() -> None:
     assert [size_category(rows) for rows in (0, 999, 1000, 54_321, 2_000_000_000)] == [
         "n<1K", "n<1K", "1K<n<10K", "10K<n<100K", "n>1B"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder: stdlib rows, their token data, and a 10-step tiny training run read from them."""
+    from train_helpers import make_tokens, one_thread, tiny_config
+
+    from textbooks.train.step import TrainStep
+
+    run = tmp_path_factory.mktemp("card")
+    make_tokens(run, max_bytes=700_000)
+    with one_thread():
+        run_step(TrainStep(tiny_config(max_steps=10, checkpoint_every=5), str(run / "tokens")), run / "train",
+                 say=lambda message: None)
+    return run
+
+
+def fake_eval(folder: Path, model: str) -> Path:
+    """An eval folder as `textbooks eval` writes it (the figures are made up: this test reads, not scores)."""
+    summary = {"model": model, "benchmarks": {
+        "humaneval": {"problems": 164, "samples": 1, "pass@k": {"1": 0.0488}, "solution_loss": 1.25},
+        "fresh": {"problems": 2, "samples": 1, "pass@k": {"1": 0.5}, "solution_loss": None}}}
+    data.write_json(summary, folder / "summary.json")
+    data.write_marker(folder, {"stage": "eval", "kind": "evaluation", "fingerprint": "made-up"})
+    return folder
+
+
+def test_the_exported_model_card_has_the_recipe_data_settings_and_evaluation(trained: Path, capsys) -> None:
+    from huggingface_hub import ModelCard
+
+    from textbooks.cli import main
+    from textbooks.model.io import load_model
+
+    evaluation = fake_eval(trained / "eval", str(trained / "train"))
+    out = trained / "hf"
+    assert main(["export-hf", str(trained / "train"), str(out), "--eval", str(evaluation), "--license", "mit"]) == 0
+    card = ModelCard.load(out / "README.md")
+    assert (card.data.license, card.data.library_name) == ("mit", "transformers")
+    results = {(result.dataset_type, result.metric_type): result.metric_value for result in card.data.eval_results}
+    assert results == {("openai/openai_humaneval", "pass@1"): 4.88, ("openai/openai_humaneval", "solution_loss"): 1.25,
+                       ("fresh", "pass@1"): 50.0}
+    body = card.text
+    parameters = load_model(trained / "train" / "best").num_parameters()
+    assert f"| parameters | {parameters:,} |" in body and "| preset | tiny |" in body
+    meta = json.loads((trained / "tokens" / "meta.json").read_text())
+    assert f"{meta['splits']['train']['tokens']:,} training tokens" in body
+    assert f"| {trained / 'dataset'} | not recorded | 1.0 | {meta['splits']['train']['tokens']:,} | 100.0% |" in body
+    summary = json.loads((trained / "train" / "summary.json").read_text())
+    assert f"| tokens seen | {summary['tokens_seen']:,} |" in body and "| lr | 0.003 |" in body
+    assert "| humaneval | 164 | 1 | 4.9% | 1.250 |" in body and "| fresh | 2 | 1 | 50.0% | not recorded |" in body
+    recipe = yaml.safe_load(body.split("```yaml\n")[1].split("```")[0])
+    assert recipe[0]["stage"] == "train" and recipe[0]["max_steps"] == 10
+    assert "| best validation loss | " in body and "| hardware | 1 x cpu, fp32 |" in body
+
+
+def test_a_model_without_a_training_run_gets_a_card_that_says_what_is_not_recorded(trained: Path) -> None:
+    import shutil
+
+    from huggingface_hub import ModelCard
+
+    from textbooks.model.step import ExportConfig, ExportStep
+
+    alone = trained / "alone"
+    shutil.copytree(trained / "train" / "best", alone)  # a model folder with no run around it
+    run_step(ExportStep(ExportConfig(), str(alone)), trained / "hf-alone", say=lambda message: None)
+    card = ModelCard.load(trained / "hf-alone" / "README.md")
+    assert card.data.license is None and card.data.eval_results is None
+    assert "Not recorded: " in card.text and "is not a checkpoint of a training run" in card.text
+    assert "| num_hidden_layers | 2 |" in card.text

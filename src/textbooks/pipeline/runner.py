@@ -10,7 +10,8 @@
 - `stats.json` (with the step's settings and its input), the step's card (`Step.write_card`), and the
   `_SUCCESS` marker written last, by rank 0 alone under torchrun.
 
-`run_recipe` runs a recipe's steps in order into `RUN/<step name>`, each through `run_step`.
+`run_recipe` runs a recipe's steps in order into `RUN/<step name>`, each through `run_step`, and keeps a copy
+of the recipe as `RUN/recipe.yaml`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from textbooks.store.atomic import remove_temporaries
 
 if TYPE_CHECKING:
     from textbooks.pipeline.recipe import Recipe
+
+
+RECIPE_COPY = "recipe.yaml"
 
 
 @dataclass
@@ -190,6 +194,7 @@ def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
     steps = recipe.steps[:names.index(until) + 1] if until is not None else recipe.steps
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(Path(recipe.path).read_bytes(), out / RECIPE_COPY)  # what made the run, for its cards
     settings = recipe.settings
     run_default = ExecutorSettings(name=engine_name or settings.engine, workers=settings.workers,
                                    ray_address=settings.ray_address)
