@@ -230,6 +230,8 @@ def test_demo_export_loads_in_transformers(demo_run):
     tokenizer = AutoTokenizer.from_pretrained(out / "export-hf")
     ids = torch.tensor([tokenizer.encode("def add(a, b):\n    return a + b\n")])
     torch.testing.assert_close(exported(ids).logits, ours(ids))
+    card = (out / "export-hf" / "README.md").read_text()  # the model card, with the eval step's figures
+    assert "library_name: transformers" in card and "model-index:" in card and "| fresh |" in card
 
 
 def test_demo_second_run_does_no_work(demo_run):
@@ -348,8 +350,8 @@ def test_demo_report_reads_in_a_browser(demo_run):
         "7. decontaminate": ["Summary", "Drop reasons", "Document lengths", "Decontamination"],
         "8. tokenize": ["Summary", "Token data"],
         "9. pretrain (train)": ["Summary", "Training"],
-        "10. export-hf": ["Summary", "Export"],
-        "11. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+        "10. eval": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
+        "11. export-hf": ["Summary", "Export"],
         "12. mine-exercises": ["Summary", "Drop reasons", "Document lengths", "Exercises", "Diversity"],
         "13. decontaminate-exercises (decontaminate)": ["Summary", "Drop reasons", "Document lengths",
                                                         "Decontamination"],
@@ -358,11 +360,11 @@ def test_demo_report_reads_in_a_browser(demo_run):
         "16. eval-finetune (eval)": ["Summary", "Evaluation", "Completions: fresh", "Completions: humaneval"],
     }
     steps = ("ingest", "annotate", "embed", "classify", "filter", "dedup", "decontaminate", "tokenize", "pretrain",
-             "export-hf", "eval", "mine-exercises", "decontaminate-exercises", "exercises-tokens", "finetune",
+             "eval", "export-hf", "mine-exercises", "decontaminate-exercises", "exercises-tokens", "finetune",
              "eval-finetune")
-    with_settings = [step for step in steps if data.read_stats(out / step).get("config")]  # export-hf has none
+    with_settings = [step for step in steps if data.read_stats(out / step).get("config")]
     assert len([summary for summary in page.summaries if summary.startswith("Settings: ")]) == len(with_settings) \
-        == 15
+        == 16
     classifier = page.under("4. classify", "Classifier")
     held_out = data.read_stats(out / "classify")["classifier"]["held_out"]
     assert f"{held_out['roc_auc']:.3f}" in classifier and "ROC-AUC" in classifier

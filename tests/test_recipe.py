@@ -29,7 +29,7 @@ def test_demo_recipe_loads(repo_root):
     recipe = load_recipe(repo_root / "recipes" / "demo.yaml")
     steps = {step.name: step for step in recipe.steps}
     assert [step.kind for step in recipe.steps] == ["ingest", "annotate", "embed", "classify", "filter", "dedup",
-                                                    "decontaminate", "tokenize", "train", "export-hf", "eval",
+                                                    "decontaminate", "tokenize", "train", "eval", "export-hf",
                                                     "mine-exercises", "decontaminate", "tokenize", "train", "eval",
                                                     "report"]
     assert steps["annotate"].input == "@ingest" and steps["annotate"].config.annotator == "rubric"
@@ -41,6 +41,7 @@ def test_demo_recipe_loads(repo_root):
         "@dedup", "@decontaminate", "@tokenize", "@pretrain"]
     assert steps["pretrain"].config.model == "tiny"
     assert steps["eval"].input == "@pretrain" and steps["eval"].config.bench == ["fresh", "humaneval"]
+    assert steps["export-hf"].config.eval == ["@eval"]  # the model card's figures
     assert [steps[name].input for name in ("mine-exercises", "decontaminate-exercises", "exercises-tokens",
                                            "finetune", "eval-finetune")] == [
         "@ingest", "@mine-exercises", "@decontaminate-exercises", "@exercises-tokens", "@finetune"]

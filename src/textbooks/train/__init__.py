@@ -8,6 +8,7 @@
     checkpoint.py   atomic checkpoints with a completion marker, pruning, best/
     distributed.py  torchrun's world, compile + FSDP2 / DDP, gathering full state dicts
     metrics.py      tokens/s, MFU (peak FLOPs table), peak memory, log.jsonl
+    logs.py         where the step records go: log.jsonl, TensorBoard, Weights & Biases (rank 0)
     hf_causal.py    any transformers causal LM behind the same interface (finetuning other base models)
     step.py         the `train` recipe step and CLI command
 """
