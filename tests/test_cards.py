@@ -148,3 +148,11 @@ def test_a_model_without_a_training_run_gets_a_card_that_says_what_is_not_record
     assert card.data.license is None and card.data.eval_results is None
     assert "Not recorded: " in card.text and "is not a checkpoint of a training run" in card.text
     assert "| num_hidden_layers | 2 |" in card.text
+
+
+def test_an_eval_folder_without_an_evaluation_is_refused_before_the_export(trained: Path, capsys) -> None:
+    from textbooks.cli import main
+
+    wrong = trained / "hf-wrong"
+    assert main(["export-hf", str(trained / "train"), str(wrong), "--eval", str(trained / "tokens")]) == 2
+    assert "holds no evaluation" in capsys.readouterr().err and not (wrong / "config.json").exists()

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from textbooks.errors import UserError
 from textbooks.model.config import ModelConfig
 from textbooks.model.io import load_model_config
 from textbooks.pipeline.card import find_input
@@ -81,14 +82,15 @@ def training_runs(run: Path | None) -> list[dict]:
     return runs[::-1]
 
 
-def parameter_count(weights: Path) -> int | None:
-    """Parameters in a safetensors file, from its header (no tensor is read)."""
-    if not weights.is_file():
-        return None
+def parameter_count(folder: Path) -> int | None:
+    """Parameters in a folder's safetensors files (one, or the shards of one model), from their headers alone."""
     from safetensors import safe_open
 
-    with safe_open(str(weights), "pt") as handle:
-        return sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
+    total = None
+    for weights in sorted(Path(folder).glob("*.safetensors")):
+        with safe_open(str(weights), "pt") as handle:
+            total = (total or 0) + sum(math.prod(handle.get_slice(name).get_shape()) for name in handle.keys())
+    return total
 
 
 def evaluations(folders: list[Path]) -> list[tuple[Path, dict]]:
@@ -238,12 +240,14 @@ def model_card(out: Path, source: Path, evals: list[Path], license: str | None =
     runs = training_runs(run_folder(source))
     try:
         config = load_model_config(source)
-    except Exception:  # noqa: BLE001 - a card says what it knows; the export itself checked the model
+    except UserError:  # a card says what it knows; the export itself checked the model
         config = None
     found = evaluations(evals)
     hub_datasets = sorted({str(item["input"])[3:] for run in runs for item in run["meta"].get("sources", [])
                            if str(item.get("input", "")).startswith("hf:")})
+    init = str(runs[0]["config"].get("init") or "") if runs else ""
     card_data = ModelCardData(license=license, library_name="transformers", pipeline_tag="text-generation",
+                              base_model=init[3:] if init.startswith("hf:") else None,
                               tags=["textbooks", "phi", "code"], datasets=hub_datasets or None,
                               model_name=out.name, eval_results=_eval_results(found) or None)
     lines = ["---", card_data.to_yaml().rstrip(), "---", f"# {out.name}", "",
@@ -251,7 +255,7 @@ def model_card(out: Path, source: Path, evals: list[Path], license: str | None =
              "with textbooks.", "", "```python", "from transformers import AutoModelForCausalLM, AutoTokenizer", "",
              f'model = AutoModelForCausalLM.from_pretrained("{out.name}")',
              f'tokenizer = AutoTokenizer.from_pretrained("{out.name}")', "```", ""]
-    lines += _model_lines(config, parameter_count(out / "model.safetensors"), runs)
+    lines += _model_lines(config, parameter_count(out), runs)
     lines += ["", "## Training", ""]
     if not runs:
         lines.append(f"{NOT_RECORDED.capitalize()}: {source} is not a checkpoint of a training run.")

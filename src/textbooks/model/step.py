@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from textbooks.errors import UserError
 from textbooks.pipeline.refs import EvaluationInput
 from textbooks.pipeline.step import Context, Step, StepConfig
 
@@ -41,9 +42,14 @@ class ExportStep(Step):
     config: ExportConfig
 
     def run(self, ctx: Context) -> dict:
+        from textbooks.model.card import evaluations
         from textbooks.model.hf import export_checkpoint
         from textbooks.model.io import resolve_model_folder
 
+        for folder in self.config.eval:  # before the export: a wrong path is a refusal, not a card without figures
+            if not evaluations([Path(folder)]):
+                raise UserError(f"{self.name}: --eval {folder} holds no evaluation (no summary.json of a textbooks "
+                                "eval, in it or in the step folders inside it)")
         source = resolve_model_folder(Path(str(self.input)))
         export_checkpoint(source, ctx.out)
         ctx.say(f"{self.name}: {source} -> {ctx.out} (transformers.PhiForCausalLM.from_pretrained loads it)")

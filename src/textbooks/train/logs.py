@@ -107,8 +107,7 @@ class WandbLog:
         # checkpoint are not logged twice (online; offline, each resumed process writes a run folder of its own).
         self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "textbooks"), name=name, config=config,
                               id=id_file.read_text(encoding="utf-8").strip(), resume="allow", dir=str(folder.parent),
-                              mode=mode, settings=wandb.Settings(console="off", save_code=False, silent=True,
-                                                                 x_save_requirements=False))
+                              mode=mode, settings=wandb.Settings(console="off", save_code=False, silent=True))
         if mode == "offline":
             say(f"train: W&B is offline (no API key or WANDB_MODE=offline); upload later with "
                 f"`wandb sync {folder}/offline-run-*`")
