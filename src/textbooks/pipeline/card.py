@@ -118,7 +118,8 @@ def _chain_lines(chain: list[tuple[Path, dict, dict | None]]) -> list[str]:
         what = origin.get("folder") or origin.get("file") or origin.get("glob") or origin.get("name")
         if origin.get("fingerprint"):
             what = f"the output of a {origin.get('step')} step that is no longer beside it"
-        lines += ["", f"The first step read {what}."]
+        if what:  # else a source of its own (ingest's), named by its settings
+            lines += ["", f"The first step read {what}."]
     entries = [{"stage": stats.get("stage"), "name": folder.name, **dict(sorted((stats.get("config") or {}).items()))}
                for folder, stats, _ in chain]
     lines += ["", "```yaml", yaml.safe_dump(entries, sort_keys=False).rstrip(), "```"]
