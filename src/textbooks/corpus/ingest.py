@@ -22,6 +22,7 @@ from textbooks.corpus.filters import SYNTAX_ERROR, document_problem, row_problem
 from textbooks.corpus.finish import ShardFix, apply_fix, plan_fixes
 from textbooks.corpus.rows import ShardRows
 from textbooks.corpus.units import extract_units, parse_python
+from textbooks.pipeline.phases import Phases
 from textbooks.pipeline.stage import ShardResult, Stage, WorkShard
 
 
@@ -72,7 +73,7 @@ class IngestStage(Stage):
         counter = "files" if self.config.source in FOLDER_SOURCES else "records"
         return ShardResult(kept=rows.kept_table(), dropped=rows.dropped_table(), counters={counter: read})
 
-    def reduce(self, shards: list[WorkShard]) -> list[ShardFix]:
+    def reduce(self, shards: list[WorkShard], phases: Phases) -> list[ShardFix]:
         return plan_fixes(shards, self.config.exact_dedup)
 
     def apply(self, shard: WorkShard, state: ShardFix) -> ShardResult:

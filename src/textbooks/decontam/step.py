@@ -37,6 +37,7 @@ from textbooks.decontam.targets import Target, load_targets
 from textbooks.dedup.tokens import code_token_views
 from textbooks.errors import UserError
 from textbooks.pipeline.executors.base import Worker
+from textbooks.pipeline.phases import Phases
 from textbooks.pipeline.refs import DatasetInput
 from textbooks.pipeline.stage import DROP_REASON, ShardResult, Stage, WorkShard, run_stage, with_drop_reason
 from textbooks.pipeline.step import Context, SettingError, StepConfig
@@ -192,7 +193,7 @@ class DecontaminateStage(Stage):
                                                    pa.string()))
         return ShardResult(side={CANDIDATES: pairs}, counters={"candidate_pairs": pairs.num_rows})
 
-    def reduce(self, shards: list[WorkShard]) -> list[ShardDrops]:
+    def reduce(self, shards: list[WorkShard], phases: Phases) -> list[ShardDrops]:
         from textbooks.sandbox import Limits, Sandbox
 
         targets, slices = self._targets(), self.plan()

@@ -35,6 +35,16 @@ class DedupConfig(StepConfig):
         "code",
         description="code: Python tokens without comments or layout, locally bound names renamed by first "
                     "appearance (text that is not Python: plain tokens); text: lower-cased words.")
+    shuffle: Literal["auto", "memory", "sharded"] = Field(
+        "auto",
+        description="Where the clusters are found (the result is the same): memory: every row's band keys and "
+                    "shingles in this process; sharded: band keys grouped by hash bucket, candidates verified and "
+                    "clusters joined in tasks on the executor, this process holding no per-row state; auto: "
+                    "sharded from 1,000,000 rows.")
+    partitions: int | None = Field(
+        None, ge=1, le=64,
+        description="sharded: tasks that group exact hashes and band keys (default: one per 100,000 rows, at "
+                    "most 64, the hash buckets the map writes).")
 
     @field_validator("bands")
     @classmethod

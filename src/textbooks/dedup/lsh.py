@@ -52,9 +52,20 @@ def near_duplicate_roots(parents: np.ndarray, signatures: np.ndarray, bands: int
     Only rows that are their own parent in `parents` (e.g. the first of exact copies) and have shingles enter
     the index: an empty set's signature is all `MAX_HASH`, and two empty sets are no evidence of anything.
     """
-    candidates = np.flatnonzero((parents == np.arange(len(parents))) & (signatures != MAX_HASH).any(axis=1))
-    keys = band_keys(signatures, bands, rows)[candidates]  # keys are smaller than a copy of the candidates' rows
-    pairs = candidates[candidate_pairs(keys)]
+    return keyed_roots(parents, band_keys(signatures, bands, rows), indexed(signatures), similar)
+
+
+def indexed(signatures: np.ndarray) -> np.ndarray:
+    """Whether each row enters the LSH index: an empty set's signature is all `MAX_HASH`."""
+    return (signatures != MAX_HASH).any(axis=1)
+
+
+def keyed_roots(parents: np.ndarray, keys: np.ndarray, has_keys: np.ndarray,
+                similar: Callable[[int, int], bool] | None = None) -> np.ndarray:
+    """`near_duplicate_roots` from every row's band keys (`band_keys`), of which those of the rows `has_keys`
+    marks count."""
+    candidates = np.flatnonzero((parents == np.arange(len(parents))) & has_keys)
+    pairs = candidates[candidate_pairs(keys[candidates])]
     return cluster_roots(parents, pairs, similar)
 
 

@@ -2,14 +2,18 @@
 
 A stage cuts its work into tasks (`plan`), turns each task into a `ShardResult` (`map`), and, when it needs a
 look at all shards at once (exact or near-duplicate removal), computes one state per task from the map outputs
-(`reduce`) and finishes each shard with it (`apply`). `setup(worker)` runs once per worker before its first task
-(a model loaded once, a client opened once); its result is `self.state` in `map` and `apply`. `map` may be a
-coroutine function: the `async` executor runs every task of the stage on one loop.
+(`reduce`) and finishes each shard with it (`apply`). A reduce too big for one process hands its work to the
+executor as sub-phases of tasks (`textbooks.pipeline.phases`), each recorded in `.work/` like a map task.
+`setup(worker)` runs once per worker before its first task (a model loaded once, a client opened once); its
+result is `self.state` in `map` and `apply`. `map` may be a coroutine function: the `async` executor runs every
+task of the stage on one loop.
 
 `run_stage` does the rest for every stage, inside the runner's contract::
 
     OUT/.work/map-00003.json            task 3 is mapped (its counts; written after its shards)
-    OUT/.work/map-00003.kept.parquet    map outputs, for stages with a reduce step
+    OUT/.work/map-00003.kept.parquet    map outputs, for stages with a reduce step (a side table given as a
+                                        list of tables: one row group each, a shuffle's partitions)
+    OUT/.work/PHASE-00002.json          task 2 of a sub-phase of reduce is done (`Phases.run`)
     OUT/.work/reduce.pkl                the reduce result, recorded: a resumed run does not compute it again
     OUT/.work/apply-00003.json          task 3 is finished (stages with a reduce step)
     OUT/part-00003.parquet              final shards, each written atomically
@@ -35,6 +39,7 @@ import pyarrow.compute as pc
 from textbooks.errors import UserError
 from textbooks.pipeline.card import CARD, write_dataset_card
 from textbooks.pipeline.executors.base import Worker
+from textbooks.pipeline.phases import Phases
 from textbooks.pipeline.step import Context, Step
 from textbooks.pipeline.work import Work
 from textbooks.store import data
@@ -45,11 +50,14 @@ DUPLICATE_OF = "duplicate_of"  # on a dropped duplicate: the id of the row kept 
 
 @dataclass
 class ShardResult:
-    """What one task produced: kept rows, dropped rows (with `drop_reason`), side tables and counters."""
+    """What one task produced: kept rows, dropped rows (with `drop_reason`), side tables and counters.
+
+    A side table given as a list of tables is written as partitions (`WorkShard.read_partitions`).
+    """
 
     kept: pa.Table | None = None
     dropped: pa.Table | None = None
-    side: dict[str, pa.Table] = field(default_factory=dict)
+    side: dict[str, pa.Table | list[pa.Table]] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
 
 
@@ -66,6 +74,15 @@ class WorkShard:
     def read(self, what: str) -> pa.Table | None:
         path = self.path(what)
         return data.read_shard(path) if path.is_file() else None
+
+    def read_partitions(self, what: str, first: int, end: int | None = None,
+                        columns: list[str] | None = None) -> pa.Table:
+        """Partitions `first` to `end` (default: `first` alone) of a side table the map gave as a list."""
+        path = self.path(what)
+        if not path.is_file():
+            raise UserError(f"{path}: map output missing; delete the output folder's .work and run the stage "
+                            "again")
+        return data.read_partitions(path, first, end, columns)
 
 
 class Stage(Step):
@@ -91,8 +108,9 @@ class Stage(Step):
     def map(self, task: Any) -> ShardResult:
         raise NotImplementedError
 
-    def reduce(self, shards: list[WorkShard]) -> list[Any]:
-        """One state per task, computed from all map outputs (only when `has_reduce`)."""
+    def reduce(self, shards: list[WorkShard], phases: Phases) -> list[Any]:
+        """One state per task, computed from all map outputs (only when `has_reduce`); heavy work may run as
+        `phases` of tasks on the executor."""
         raise NotImplementedError
 
     def apply(self, shard: WorkShard, state: Any) -> ShardResult:
@@ -158,7 +176,9 @@ def _finish_map(stage: Stage, out: Path, work: Work, index: int, result: ShardRe
     if stage.has_reduce:
         shard = WorkShard(index, work.folder)
         for what, table in (("kept", result.kept), ("dropped", result.dropped), *result.side.items()):
-            if table is not None:
+            if isinstance(table, list):
+                data.write_partitions(table, shard.path(what))
+            elif table is not None:
                 data.write_table(table, shard.path(what))
         record: dict = {"counters": result.counters}
     else:
@@ -229,7 +249,9 @@ def run_stage(stage: Stage, ctx: Context) -> dict:
         states = work.load("reduce")
         resumed["reduce"] = states is not None
         if states is None:
-            states = stage.reduce([WorkShard(index, work.folder) for index in range(len(tasks))])
+            phases = Phases(executor, work, name, ctx.say)
+            states = stage.reduce([WorkShard(index, work.folder) for index in range(len(tasks))], phases)
+            resumed.update(phases.resumed)
             work.save("reduce", states)
         else:
             ctx.say(f"{name}: the reduce result was recorded earlier; not computing it again")

@@ -44,6 +44,32 @@ def write_table(table: pa.Table, path: Path) -> None:
         pq.write_table(table, tmp, compression="zstd")
 
 
+def write_partitions(tables: list[pa.Table], path: Path) -> None:
+    """Write `tables` (one schema) to `path` atomically, each as one row group: partition `i` of a shuffle is row
+    group `i`, which `read_partitions` reads without the others."""
+    with atomic_file(path) as tmp:
+        with pq.ParquetWriter(tmp, tables[0].schema, compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(table, row_group_size=max(1, table.num_rows))
+        written = pq.ParquetFile(tmp).num_row_groups
+        if written != len(tables):
+            raise RuntimeError(f"{path}: {written} row groups written for {len(tables)} partitions")
+
+
+def read_partitions(path: Path, first: int, end: int | None = None, columns: list[str] | None = None) -> pa.Table:
+    """Partitions `first` to `end` (default: `first` alone) of a file `write_partitions` wrote, as one table."""
+    try:
+        return pq.ParquetFile(path).read_row_groups(list(range(first, first + 1 if end is None else end)),
+                                                    columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise UserError(f"{path}: not a readable Parquet file ({error}); re-create it or remove it") from None
+
+
+def count_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer."""
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def is_complete(folder: Path) -> bool:
     return (Path(folder) / MARKER).is_file()
 
