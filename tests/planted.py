@@ -6,12 +6,17 @@ near-duplicate remover must catch: locals renamed consistently, lines re-wrapped
 changed, added or removed. Each works on `tokenize` tokens and positions, so everything else in the source,
 layout included, stays as written. `tests/test_dedup.py` measures precision and recall on such a corpus, and
 `bench/dedup.py` makes the near-duplicates of its 50,000 documents with `variant`.
+
+`word_corpus` is the other kind: prose of a few words (`normalize: text`), many of whose rows share LSH buckets
+without being near-duplicates, with mutated and exact copies, empty rows and short ones; the sharded and the
+in-memory reduce must agree on it.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import json
 import keyword
 import random
 import sysconfig
@@ -159,3 +164,29 @@ def variant(text: str, rng: random.Random) -> str | None:
     except (SyntaxError, tokenize.TokenError):
         return None
     return changed if changed != text else None
+
+
+def word_corpus(folder: Path, rows: int, parts: int, seed: int, vocabulary: int = 30) -> Path:
+    """JSONL parts of `rows` texts of random words: copies with words changed, exact copies (with layout added),
+    empty and one-word texts, and fresh texts; with a small `vocabulary` most bucket neighbours are not similar."""
+    rng = random.Random(seed)
+    words = [f"w{index}" for index in range(vocabulary)]
+    texts: list[str] = []
+    for _ in range(rows):
+        roll = rng.random()
+        if texts and roll < 0.3:
+            changed = rng.choice(texts).split()
+            for _ in range(rng.randint(0, 4) if changed else 0):
+                changed[rng.randrange(len(changed))] = rng.choice(words)
+            texts.append(" ".join(changed))
+        elif texts and roll < 0.4:
+            texts.append(rng.choice(texts) + rng.choice(["", "\n\n\n", "  "]))
+        elif roll < 0.45:
+            texts.append(rng.choice(["", "  ", words[1]]))
+        else:
+            texts.append(" ".join(rng.choice(words) for _ in range(rng.randint(1, 40))))
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in range(parts):
+        lines = [json.dumps({"id": f"{part}-{row}", "text": text}) for row, text in enumerate(texts[part::parts])]
+        (folder / f"part-{part}.jsonl").write_text("".join(line + "\n" for line in lines))
+    return folder

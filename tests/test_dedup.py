@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import shard_tables
 from datasketch import MinHash, MinHashLSH
-from planted import distinct_functions, stdlib_functions, variant
+from planted import distinct_functions, stdlib_functions, variant, word_corpus
 from pydantic import ValidationError
 
 from textbooks import cli
@@ -182,6 +182,41 @@ def test_output_is_deterministic(planted, deduplicated, tmp_path):
     assert shard_tables(again) == shard_tables(deduplicated)
 
 
+@pytest.mark.parametrize(("settings", "workers"), [
+    ({}, 2), ({"verify": False}, 1), ({"threshold": 0.6, "bands": 42, "rows": 3}, 1)],
+    ids=["default-on-a-pool", "no-verify", "loose-lsh"])
+def test_the_sharded_reduce_makes_the_in_memory_dataset(planted, deduplicated, tmp_path, settings, workers):
+    memory = deduplicated if not settings else run_dedup(planted[0], tmp_path / "memory", shuffle="memory",
+                                                         **settings)
+    sharded = run_dedup(planted[0], tmp_path / "sharded", workers, shuffle="sharded", partitions=5, **settings)
+    assert shard_tables(sharded) == shard_tables(memory)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_sharded_reduce_agrees_where_most_candidates_are_false(tmp_path, seed):
+    """Few words, loose LSH: buckets full of rows that are not similar, so which pairs are checked matters."""
+    corpus = word_corpus(tmp_path / "corpus", 300, parts=seed + 2, seed=seed)
+    dropped = {}
+    for verify in (True, False):
+        settings = {"normalize": "text", "threshold": 0.5, "bands": 20, "rows": 2, "verify": verify}
+        memory = run_dedup(corpus, tmp_path / f"memory-{verify}", shuffle="memory", **settings)
+        sharded = run_dedup(corpus, tmp_path / f"sharded-{verify}", shuffle="sharded", partitions=(1, 4, 9)[seed],
+                            **settings)
+        assert shard_tables(sharded) == shard_tables(memory)
+        dropped[verify] = data.read_dataset(memory / data.DROPPED).num_rows
+    assert dropped[True] < dropped[False], "the check rejected candidate pairs"
+
+
+def test_shuffle_and_partitions_are_not_in_the_fingerprint():
+    from textbooks.pipeline.runner import fingerprint
+
+    def digest(**settings) -> str:
+        stage = DedupStage(DedupConfig(**settings), "in")
+        return fingerprint(stage, stage)[0]
+
+    assert digest() == digest(shuffle="sharded", partitions=7) != digest(threshold=0.8)
+
+
 def test_cli_runs_the_stage_and_refuses_bad_settings(planted, tmp_path, capsys):
     corpus = str(planted[0])
     flags = ["--threshold", "0.8", "--no-verify", "--bands", "8", "--workers", "2"]
@@ -234,4 +269,23 @@ def test_killed_in_map_reduce_or_apply_resumes_to_the_same_dataset(planted, dedu
     assert f"dedup: resuming, {resumed['map']}/3 shards done earlier" in said
     assert ("the reduce result was recorded earlier" in said) == resumed["reduce"]
     assert data.read_stats(out)["done_earlier"] == resumed
+    assert shard_tables(out) == shard_tables(deduplicated)
+
+
+@pytest.mark.parametrize(("point", "phases"), [
+    ("dedup:bands:2", {"exact": 3, "bands": 2, "send": 0, "check": 0, "components": 0}),
+    ("dedup:check:2", {"exact": 3, "bands": 3, "send": 3, "check": 2, "components": 0}),
+])
+def test_a_sharded_reduce_killed_in_a_phase_redoes_only_its_unfinished_tasks(planted, deduplicated, tmp_path, capsys,
+                                                                              point, phases):
+    out = tmp_path / "killed"
+    args = ["dedup", "--input", str(planted[0]), "--out", str(out), "--workers", "1", "--shuffle", "sharded",
+            "--partitions", "3"]
+    killed = subprocess.run([sys.executable, "-m", "textbooks", *args], capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TEXTBOOKS_KILL_AT": point})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert cli.main(args) == 0
+    _, phase, count = point.split(":")
+    assert f"dedup: {phase} resuming, {count}/3 tasks done earlier" in capsys.readouterr().out
+    assert data.read_stats(out)["done_earlier"] == {"map": 3, "reduce": False, "apply": 0, **phases}
     assert shard_tables(out) == shard_tables(deduplicated)

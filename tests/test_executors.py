@@ -12,8 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import shard_tables
 from llm_server import llm_server_fixture  # noqa: F401  (the `llm_server` fixture)
+from planted import word_corpus
 from toy_stage import AskConfig, AskStage, PlacedConfig, PlacedStage
 
+from textbooks.dedup.config import DedupConfig
+from textbooks.dedup.stage import DedupStage
 from textbooks.pipeline.executors import make_executor
 from textbooks.pipeline.executors.base import ExecutorSettings
 from textbooks.pipeline.runner import run_step, step_executor
@@ -111,3 +114,21 @@ def test_a_ray_step_runs_only_where_its_resource_is_and_sets_up_once_per_worker(
     made = sorted(setups.iterdir())
     assert len(made) == 1 and made[0].read_text() == special_node  # one actor on the one node that fits
     assert {row["source"] for row in rows} == {made[0].name}
+
+
+def test_the_sharded_dedup_on_ray_makes_the_in_memory_dataset(two_node_cluster, tmp_path) -> None:
+    """Every phase of the sharded reduce runs as Ray tasks on either node; the dataset is the in-memory one's."""
+    cluster, _ = two_node_cluster
+    corpus = word_corpus(tmp_path / "corpus", 400, parts=3, seed=5)
+    settings = {"normalize": "text", "threshold": 0.5, "bands": 20, "rows": 2}
+    memory, sharded = tmp_path / "memory", tmp_path / "sharded"
+    run_step(DedupStage(DedupConfig(shuffle="memory", **settings), str(corpus)), memory,
+             executor=make_executor("process", 1), say=lambda message: None)
+    executor = make_executor(ExecutorSettings(name="ray", ray_address=cluster.address))
+    try:
+        run_step(DedupStage(DedupConfig(shuffle="sharded", partitions=2, **settings), str(corpus)), sharded,
+                 executor=executor, say=lambda message: None)
+    finally:
+        executor.close()
+    assert data.read_stats(sharded)["engine"] == "ray"
+    assert shard_tables(sharded) == shard_tables(memory)
