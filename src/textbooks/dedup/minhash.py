@@ -1,7 +1,8 @@
 """MinHash signatures for many documents at once, equal to what `datasketch.MinHash` computes.
 
 The permutations are datasketch's own (`MinHash(num_perm, seed).permutations`) and the arithmetic is its
-`update_batch` formula, `(a * h + b) % (2**61 - 1) & (2**32 - 1)` then a column minimum, so a signature here
+`update_batch` formula, `(a * h + b) % (2**61 - 1) & (2**32 - 1)` (products wrapping at 64 bits, as
+there) then a column minimum, so a signature here
 equals `MinHash(num_perm, seed, hashfunc=int)` updated with the same shingle hashes (tests check it). What
 differs is the loop: datasketch pays Python and NumPy call overhead per document (or per shingle with
 `update`); here one NumPy expression covers the shingles of many documents and `np.minimum.reduceat` takes
@@ -20,6 +21,7 @@ import numpy as np
 
 MERSENNE_PRIME = np.uint64((1 << 61) - 1)
 MAX_HASH = np.uint64((1 << 32) - 1)
+_PRIME_BITS = np.uint64(61)
 _CHUNK_SHINGLES = 1024  # 1024 x 128 permutations x 8 bytes = 1 MiB per temporary: fits in L2
 
 
@@ -63,7 +65,12 @@ def _chunk_minimum(values: np.ndarray, offsets: np.ndarray, a: np.ndarray, b: np
         return
     hashed = values[begin:end].astype(np.uint64)[:, None] * a
     hashed += b
-    np.remainder(hashed, MERSENNE_PRIME, out=hashed)
+    # `% MERSENNE_PRIME` without a division (three times faster): 2**61 is 1 modulo the prime, so
+    # x = high * 2**61 + low has the remainder of high + low (< 2**61 + 8), which one subtraction finishes.
+    high = hashed >> _PRIME_BITS
+    hashed &= MERSENNE_PRIME
+    hashed += high
+    np.subtract(hashed, MERSENNE_PRIME, out=hashed, where=hashed >= MERSENNE_PRIME)
     hashed &= MAX_HASH
     filled = offsets[1:] > offsets[:-1]
     out[filled] = np.minimum.reduceat(hashed, offsets[:-1][filled] - begin, axis=0)
