@@ -8,7 +8,9 @@ comments changed; `tests/planted.py`) and exact copies of random documents, so t
 near-duplicates. It is written as a dataset folder of 16 shards, as `textbooks ingest` would.
 
 ours: the dedup stage end to end with default settings (`run_step`, the process executor on every core), from
-reading the shards to writing kept and dropped rows, process start-up included.
+reading the shards to writing kept and dropped rows, process start-up included; once with the in-memory reduce
+(`shuffle: memory`, what `auto` picks at this size) and once with the sharded one (`shuffle: sharded`: exact
+groups, banding, verification and components as tasks on the pool). Both must remove the same rows.
 
 peer: datasketch as its README shows it, on the same documents and the same shingles (our `code` tokens and
 5-gram hashes): per document a `MinHash` (sharing one set of permutations, which is kinder to the peer than
@@ -34,6 +36,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from conftest import shard_tables  # noqa: E402
 from planted import stdlib_modules, variant  # noqa: E402
 
 from textbooks.dedup.config import DedupConfig  # noqa: E402
@@ -125,8 +128,8 @@ def timed(work: Callable[[], T]) -> tuple[T, Timing]:
     return result, Timing(seconds, stolen)
 
 
-def run_ours(folder: Path, out: Path) -> int:
-    stage = DedupStage(DedupConfig(), str(folder))
+def run_ours(folder: Path, out: Path, shuffle: str) -> int:
+    stage = DedupStage(DedupConfig(shuffle=shuffle), str(folder))
     engine = make_executor("process")
     try:
         outcome = run_step(stage, out, executor=engine, say=lambda _: None)
@@ -180,15 +183,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "corpus"
         write_dataset(documents, folder)
-        ours_removed, ours = timed(lambda: run_ours(folder, Path(scratch) / "dedup"))
+        ours_removed, ours = timed(lambda: run_ours(folder, Path(scratch) / "memory", "memory"))
+        sharded_removed, sharded = timed(lambda: run_ours(folder, Path(scratch) / "sharded", "sharded"))
+        same = shard_tables(Path(scratch) / "memory") == shard_tables(Path(scratch) / "sharded")
     shingles, shingling = timed(lambda: shingles_of(documents))
     peer_removed, peer = timed(lambda: run_peer(shingles))
     ours_rate = report("ours  textbooks dedup", count, ours, ours_removed)
+    sharded_rate = report("ours, sharded reduce", count, sharded, sharded_removed, f"  (same dataset: {same})")
     peer_rate = report("peer  datasketch loop", count, shingling + peer, peer_removed,
                        f"  ({shingling.seconds:.1f} s of it shingling)")
     free_rate = report("peer, free shingles", count, peer, peer_removed)
-    print(f"ratio ours/peer: {ours_rate / peer_rate:.2f}x  (against the peer with free shingles: "
-          f"{ours_rate / free_rate:.2f}x)")
+    for name, rate in (("ours", ours_rate), ("sharded", sharded_rate)):
+        print(f"ratio {name}/peer: {rate / peer_rate:.2f}x  (against the peer with free shingles: "
+              f"{rate / free_rate:.2f}x)")
 
 
 if __name__ == "__main__":

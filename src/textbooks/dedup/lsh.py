@@ -11,6 +11,9 @@ is rarely a neighbour again.
 
 `cluster_roots` joins pairs with union-find, the smaller position always becoming the root, so the root of
 each cluster is its first row in dataset order: the row to keep, and the cluster's id.
+
+This is the in-memory reduce, every row at once; `textbooks.dedup.sharded` computes the same pairs and roots
+bucket by bucket in tasks, and its docstring says why the two agree.
 """
 
 from __future__ import annotations
