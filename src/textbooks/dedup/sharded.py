@@ -107,15 +107,16 @@ class Shuffle:
         codes = np.unique(table["earlier"].to_numpy() * count + table["later"].to_numpy())
         return codes // count, codes % count
 
-    def _shingles(self, part: int) -> pa.LargeListArray:
-        return WorkShard(part, self.folder).read("rows")["shingles"].combine_chunks()
+    def _rows(self, part: int, column: str) -> pa.Array:
+        """One column of a part's `rows` map output."""
+        return data.read_shard(WorkShard(part, self.folder).path("rows"), [column])[column].combine_chunks()
 
     def send(self, part: int) -> dict:
         """Check the pairs within `part`; send the others on with the earlier row's shingle set."""
         earlier, later = self._pairs_of(part)
-        shingles, offset = self._shingles(part), self.offsets[part]
+        shingles, offset = self._rows(part, "shingles"), self.offsets[part]
         here = part_of(later, np.asarray(self.offsets)) == part
-        similar = lsh.jaccard_check(shingles.values.to_numpy(), shingles.offsets.to_numpy(), self.threshold)
+        similar = lsh.jaccard_check(*_flat(shingles), self.threshold)
         accepted = [similar(first - offset, second - offset) for first, second in
                     zip(earlier[here].tolist(), later[here].tolist())]
         keep = np.asarray(accepted, dtype=bool)
@@ -132,10 +133,10 @@ class Shuffle:
         """Check the pairs sent to `part` against its rows' shingle sets."""
         table = pa.concat_tables([data.read_partitions(self._file("send", sender), part)
                                   for sender in range(self.parts)])
-        theirs, ours = table["shingles"].combine_chunks(), self._shingles(part)
-        values = np.concatenate((theirs.values.to_numpy(), ours.values.to_numpy()))
-        their_offsets = theirs.offsets.to_numpy()
-        offsets = np.concatenate((their_offsets[:-1], ours.offsets.to_numpy() + their_offsets[-1]))
+        theirs, ours = table["shingles"].combine_chunks(), self._rows(part, "shingles")
+        (their_values, their_offsets), (our_values, our_offsets) = _flat(theirs), _flat(ours)
+        values = np.concatenate((their_values, our_values))
+        offsets = np.concatenate((their_offsets[:-1], our_offsets + their_values.size))
         similar = lsh.jaccard_check(values, offsets, self.threshold)
         earlier, later = table["earlier"].to_numpy(), table["later"].to_numpy()
         first_ours = table.num_rows - self.offsets[part]
@@ -178,8 +179,7 @@ class Shuffle:
         return table["earlier"].to_numpy(), table["later"].to_numpy()
 
     def _write_verdicts(self, roots: np.ndarray, reason: np.ndarray) -> None:
-        ids = pa.chunked_array([WorkShard(part, self.folder).read("rows")["id"].combine_chunks()
-                                for part in range(self.parts)], pa.string())
+        ids = pa.chunked_array([self._rows(part, "id") for part in range(self.parts)], pa.string())
         dropped = reason != 0
         duplicate_of = ids.take(pa.array(roots, mask=~dropped))
         tables = [pa.table({"cluster": pa.array(roots[begin:end]), "reason": pa.array(reason[begin:end]),
@@ -189,6 +189,12 @@ class Shuffle:
 
     def _file(self, phase: str, index: int, kind: str | None = None) -> Path:
         return self.folder / f"{phase}{'-' + kind if kind else ''}-{index:05d}.parquet"
+
+
+def _flat(sets: pa.LargeListArray) -> tuple[np.ndarray, np.ndarray]:
+    """The values and offsets (from 0) of a list array, which may be a slice of a longer one."""
+    offsets = sets.offsets.to_numpy()
+    return sets.values.to_numpy()[offsets[0]:offsets[-1]], offsets - offsets[0]
 
 
 def sharded_reduce(shards: list[WorkShard], parts: list[Part], rows: list[int], phases: Phases, threshold: float,
