@@ -1,8 +1,10 @@
 """The process executor: a local process pool over tasks, one worker per core by default, with a progress bar.
 
 Workers are started with `spawn`, so a task sees a fresh interpreter whatever the parent holds (threads, Ray,
-open files); `setup` runs once in each worker (the pool's initializer). With one worker or one task, tasks
-run in this process: no start-up cost for small stages.
+open files); `setup` runs once in each worker (the pool's initializer), in a pool of its own. Maps without a
+setup share one pool, started on first use and kept until `close`: a stage's map, its reduce's phases and its
+apply (and the next step's tasks) pay for starting the workers once. With one worker or one task, tasks run in
+this process: no start-up cost for small stages.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, Iterator
 
 from tqdm.auto import tqdm
@@ -38,6 +41,11 @@ def _call(fn: Callable[[Any, Any], Any], item: Any) -> Any:
 class ProcessExecutor(Executor):
     name = "process"
 
+    def __init__(self, settings: Any) -> None:
+        super().__init__(settings)
+        self._shared: ProcessPoolExecutor | None = None  # the pool of maps without a setup
+
+
     @property
     def workers(self) -> int:
         return self.settings.workers or available_cores()
@@ -59,26 +67,46 @@ class ProcessExecutor(Executor):
         finally:
             bar.close()
 
+    def _pool(self, workers: int, setup: Callable[[Worker], Any] | None) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start_worker, initargs=(setup, Worker(self.limiter())))
+
     def _pool_map(self, fn: Callable[[Any, Any], Any], items: list[Any], setup: Callable[[Worker], Any] | None,
                   bar: tqdm) -> Iterator[Any]:
-        context = multiprocessing.get_context("spawn")
-        workers = min(self.workers, len(items))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(setup, Worker(self.limiter()))) as pool:
-            # Keep a bounded number of tasks in flight so that a failure stops the run soon.
-            pending = iter(items)
-            running = {pool.submit(_call, fn, item) for _, item in zip(range(2 * workers), pending)}
-            try:
-                while running:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        result = future.result()
-                        bar.update()
-                        yield result
-                        for item in pending:
-                            running.add(pool.submit(_call, fn, item))
-                            break
-            except BaseException:
-                for future in running:
-                    future.cancel()
-                raise
+        if setup is not None:
+            with self._pool(min(self.workers, len(items)), setup) as pool:
+                yield from _run(pool, min(self.workers, len(items)), fn, items, bar)
+            return
+        if self._shared is None:
+            self._shared = self._pool(self.workers, None)
+        try:
+            yield from _run(self._shared, self.workers, fn, items, bar)
+        except BrokenProcessPool:  # a worker died (killed, out of memory): the next map starts a new pool
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._shared is not None:
+            self._shared.shutdown(cancel_futures=True)
+            self._shared = None
+
+
+def _run(pool: ProcessPoolExecutor, workers: int, fn: Callable[[Any, Any], Any], items: list[Any],
+         bar: tqdm) -> Iterator[Any]:
+    # Keep a bounded number of tasks in flight so that a failure stops the run soon.
+    pending = iter(items)
+    running = {pool.submit(_call, fn, item) for _, item in zip(range(2 * workers), pending)}
+    try:
+        while running:
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                result = future.result()
+                bar.update()
+                yield result
+                for item in pending:
+                    running.add(pool.submit(_call, fn, item))
+                    break
+    except BaseException:
+        for future in running:
+            future.cancel()
+        raise
