@@ -197,12 +197,13 @@ def _flat(sets: pa.LargeListArray) -> tuple[np.ndarray, np.ndarray]:
     return sets.values.to_numpy()[offsets[0]:offsets[-1]], offsets - offsets[0]
 
 
-def sharded_reduce(shards: list[WorkShard], parts: list[Part], rows: list[int], phases: Phases, threshold: float,
-                   verify: bool, tasks: int | None) -> list[ShardedVerdicts]:
-    """Run the phases (the module docstring) and hand each part where its verdicts are."""
+def sharded_reduce(parts: list[Part], rows: list[int], phases: Phases, threshold: float, verify: bool,
+                   tasks: int | None) -> list[ShardedVerdicts]:
+    """Run the phases (the module docstring) on the parts' map outputs (`rows` each) and hand each part where its
+    verdicts are."""
     offsets = tuple(np.cumsum([0, *rows]).tolist())
     tasks = tasks or min(BUCKETS, max(1, -(-offsets[-1] // ROWS_PER_TASK)))
-    shuffle = Shuffle(shards[0].folder if shards else Path("."), offsets, tasks, threshold, verify)
+    shuffle = Shuffle(phases.work.folder, offsets, tasks, threshold, verify)
     phases.run("exact", shuffle.exact, list(range(tasks)))
     phases.run("bands", shuffle.bands, list(range(tasks)))
     if verify:

@@ -92,7 +92,7 @@ class DedupStage(Stage):
         rows = [data.count_rows(_map_output(shard, ROWS)) for shard in shards]
         mode = self.config.shuffle
         if mode == "sharded" or mode == "auto" and sum(rows) >= SHARDED_FROM_ROWS:
-            return sharded_reduce(shards, self.plan(), rows, phases, self.config.threshold, self.config.verify,
+            return sharded_reduce(self.plan(), rows, phases, self.config.threshold, self.config.verify,
                                   self.config.partitions)
         return self._reduce_in_memory(shards)
 
