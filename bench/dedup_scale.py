@@ -10,9 +10,11 @@ Parquet shards. The stage runs with `normalize: text` (lower-cased words): `code
 random text first, which measures the parser, not the shuffle.
 
 Each run is `run_step` in a fresh process (the driver), with a Ray instance of its own started there; its peak
-resident set is `ru_maxrss` of that process alone (Ray's workers, raylet and object store are other processes,
-not counted, as they would be on other machines of a cluster). "machine busy" is the share of all CPU ticks
-that were not idle meanwhile, from /proc/stat: ours and every other job's.
+resident set is `VmHWM` of /proc/self/status, that process alone since it started (Ray's workers, raylet and
+object store are other processes, not counted, as they would be on other machines of a cluster). Not
+`ru_maxrss`: on Linux a child's starts at what its parent held when it forked, here the generated corpus.
+"machine busy" is the share of all CPU ticks that were not idle meanwhile, from /proc/stat: ours and every other
+job's.
 
 `--check N` runs the first N rows both ways, `shuffle: memory` on the process executor and `shuffle: sharded` on
 Ray, and compares every output shard; `--memory` lists sizes also run with the in-memory reduce (on Ray, so
@@ -76,10 +78,16 @@ def write_corpus(tokens: np.ndarray, folder: Path) -> None:
     data.write_marker(folder, {"fingerprint": f"scale-{tokens.shape[0]}", "stage": "bench"})
 
 
+def peak_rss_mib() -> float:
+    """The high-water mark of this process's resident set (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("no VmHWM in /proc/self/status: this bench measures memory on Linux only")
+
+
 def run_one(corpus: str, out: str, shuffle: str, engine: str) -> None:
     """The driver: one dedup run; prints its figures as JSON."""
-    import resource
-
     from textbooks.dedup.config import DedupConfig
     from textbooks.dedup.stage import DedupStage
     from textbooks.pipeline.executors import make_executor
@@ -94,7 +102,7 @@ def run_one(corpus: str, out: str, shuffle: str, engine: str) -> None:
         executor.close()
     seconds, after = time.perf_counter() - started, busy_and_total_ticks()
     busy = (after[0] - before[0]) / max(1, after[1] - before[1]) if before and after else None
-    print(json.dumps({"seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_rss_mib(),
                       "rows_in": outcome.stats["rows_in"], "rows_out": outcome.stats["rows_out"],
                       "drops": outcome.stats["drops"], "busy": busy, "load": os.getloadavg()[0]}))
 
