@@ -284,8 +284,10 @@ def test_a_sharded_reduce_killed_in_a_phase_redoes_only_its_unfinished_tasks(pla
     killed = subprocess.run([sys.executable, "-m", "textbooks", *args], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TEXTBOOKS_KILL_AT": point})
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert cli.main(args) == 0
+    assert cli.main([*args[:-1], "5"]) == 0, "resumed with another grouping: the recorded one is kept"
     _, phase, count = point.split(":")
-    assert f"dedup: {phase} resuming, {count}/3 tasks done earlier" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"dedup: {phase} resuming, {count}/3 tasks done earlier" in said
+    assert "dedup: keeping the 3 tasks per phase of the run this one resumes" in said
     assert data.read_stats(out)["done_earlier"] == {"map": 3, "reduce": False, "apply": 0, **phases}
     assert shard_tables(out) == shard_tables(deduplicated)

@@ -36,6 +36,7 @@ from textbooks.store import data
 from textbooks.store.inputs import Part
 
 ROWS_PER_TASK = 100_000  # of the exact and bands phases, by default
+GROUPING = "shuffle-tasks"  # the recorded number of tasks of the exact and bands phases
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,13 @@ def sharded_reduce(parts: list[Part], rows: list[int], phases: Phases, threshold
     verdicts are."""
     offsets = tuple(np.cumsum([0, *rows]).tolist())
     tasks = tasks or min(BUCKETS, max(1, -(-offsets[-1] // ROWS_PER_TASK)))
+    # `partitions` is not in the fingerprint: a resumed run keeps the grouping its phase records were made with.
+    recorded = phases.work.load(GROUPING)
+    if recorded is None:
+        phases.work.save(GROUPING, tasks)
+    elif recorded != tasks:
+        phases.say(f"{phases.step}: keeping the {recorded} tasks per phase of the run this one resumes")
+        tasks = recorded
     shuffle = Shuffle(phases.work.folder, offsets, tasks, threshold, verify)
     phases.run("exact", shuffle.exact, list(range(tasks)))
     phases.run("bands", shuffle.bands, list(range(tasks)))
