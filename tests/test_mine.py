@@ -4,16 +4,12 @@ Python standard library mined end to end, with a sample of its exercises checked
 from __future__ import annotations
 
 import ast
-import random
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from test_quality import refused, run, write_dataset
 
-from textbooks.corpus.config import IngestConfig
-from textbooks.corpus.ingest import IngestStage
 from textbooks.pipeline.executors import make_executor
 from textbooks.pipeline.runner import run_step
 from textbooks.sandbox import Program
@@ -247,35 +243,6 @@ def _independent_check(sandbox, rows: list[dict]) -> None:
 
 def test_the_small_datasets_exercises_hold_up_when_run_again(mined: Path, sandbox) -> None:
     _independent_check(sandbox, list(by_name(mined).values()))
-
-
-def test_the_standard_library_gives_over_a_thousand_verified_exercises(tmp_path: Path, sandbox) -> None:
-    """The demo's corpus end to end: ingest it as function and class units, mine them (about 25-35 s on 2
-    shared cores, 2026-12), then check 40 exercises (and every one with doctests) again here."""
-    units = tmp_path / "units"
-    run_step(IngestStage(IngestConfig(source="stdlib", units=["function", "class"])), units,
-             executor=make_executor("process", 2), say=lambda _: None)
-    said: list[str] = []
-    started = time.perf_counter()
-    run_step(MineExercisesStage(MineConfig(), str(units)), tmp_path / "mined", executor=make_executor("process", 2),
-             say=said.append)
-    seconds = time.perf_counter() - started
-    stats = data.read_stats(tmp_path / "mined")
-    exercises, counters = stats["exercises"], stats["counters"]
-    rows = data.read_dataset(tmp_path / "mined").to_pylist()
-    print(f"stdlib: {counters['rows']:,} rows, {counters['candidates']:,} candidates, {exercises} in {seconds:.1f} s "
-          f"({counters['rows'] / seconds:.0f} rows/s); drops {stats['drops']}")
-    assert exercises["kept"] == len(rows) >= 1000 and exercises["with_doctests"] > 0
-    assert exercises["methods"] + exercises["functions"] == len(rows)
-    assert f"({exercises['with_doctests']:,} with doctests" in said[-1]
-    assert counters["candidates"] == len(rows) + sum(stats["drops"].values())
-    assert len({row["id"] for row in rows}) == len(rows)
-    for row in rows:
-        tree = ast.parse(row["text"])
-        assert find_function(tree, row["entry_point"])[0] is not None, row["id"]
-        assert row["tests"] == "" and row["has_tests"] == (row["doctests"] > 0)
-    sample = random.Random(0).sample([row for row in rows if not row["doctests"]], 40)
-    _independent_check(sandbox, sample + [row for row in rows if row["doctests"]])
 
 
 def test_textbook_form_lays_out_prose_code_and_examples(mined: Path, tmp_path: Path) -> None:
