@@ -236,23 +236,28 @@ def _throughput(entry: RecipeStep, preset: str | None, recipe: Recipe) -> tuple[
 
 
 def _flops_per_token(name: str, config: Any) -> float | None:
+    """`Phi.flops_per_token` of the preset, built on the meta device (no weights allocated)."""
+    import torch
+
     from textbooks.model.config import padded_vocab, preset
+    from textbooks.model.phi import Phi
 
     try:
         model = preset(name, **config.model_overrides)
     except Exception:
         return None
     vocab = model.vocab_size or padded_vocab(config.vocab_size or 50_295)
-    weights = model.model_copy(update={"vocab_size": vocab}).num_parameters() - vocab * model.hidden_size
-    return 6 * weights + 12 * model.num_hidden_layers * model.hidden_size * config.seq_len
+    with torch.device("meta"):
+        return Phi(model.model_copy(update={"vocab_size": vocab})).flops_per_token(config.seq_len)
 
 
 def _peak_flops(gpu: str, precision: str) -> float | None:
-    from textbooks.train.metrics import PEAK_FLOPS
+    import torch
 
-    dtype = "bf16" if precision in ("auto", "bf16") else precision
-    found = [name for name in PEAK_FLOPS if re.search(rf"(?<!\w){re.escape(name)}(?!\w)", gpu, re.IGNORECASE)]
-    return PEAK_FLOPS[max(found, key=len)].get(dtype) if found else None
+    from textbooks.train.metrics import peak_flops_for_name
+
+    dtype = torch.float16 if precision == "fp16" else torch.float32 if precision == "fp32" else torch.bfloat16
+    return peak_flops_for_name(gpu, dtype)
 
 
 def _results_file(recipe: Recipe) -> Path | None:
