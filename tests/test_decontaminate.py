@@ -5,6 +5,7 @@ index, nearest rows, tree edit distance) against straightforward references."""
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from textbooks.evaluate.judge import judge
 from textbooks.sandbox import Limits, Sandbox
 from textbooks.store import data
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
+BENCHMARKS = Path(os.environ["TEXTBOOKS_BENCHMARKS"])  # conftest sets it when the caller has not
 
 
 def _run(folder: Path, out: Path, *flags: str) -> dict:
