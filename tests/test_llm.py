@@ -171,6 +171,31 @@ def test_unreachable_server_is_retried_then_reported() -> None:
     assert caught.value.status is None
 
 
+def test_a_long_map_keeps_only_concurrency_tasks_alive(llm_server: FakeLLMServer) -> None:
+    llm_server.latency_s = 0.002
+    client = make_client(llm_server, concurrency=4)
+    alive: list[int] = []
+
+    async def main() -> list:
+        async def watch() -> None:
+            while True:
+                alive.append(len(asyncio.all_tasks()))
+                await asyncio.sleep(0.001)
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            return await client.map_complete([f"p{i}" for i in range(300)], progress=False)
+        finally:
+            watcher.cancel()
+
+    completions = client.run(main())
+
+    assert [c.text for c in completions] == [f"echo: p{i}" for i in range(300)]
+    assert len(llm_server.requests) == 300 and llm_server.max_in_flight == 4
+    # the run, the watcher, four workers and the HTTP library's own few: never one per prompt (300)
+    assert max(alive) <= 10, max(alive)
+
+
 def test_map_with_return_exceptions_keeps_the_rest(llm_server: FakeLLMServer) -> None:
     llm_server.reply = lambda body: "fine"
     llm_server.inject(status=404, message="no such model")

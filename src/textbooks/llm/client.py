@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypeVar, cast
 
 from tqdm.auto import tqdm
@@ -46,7 +46,7 @@ from textbooks.llm.types import (
     check_raw,
     completion_from_raw,
 )
-from textbooks.pipeline.executors.aio import gather_or_cancel
+from textbooks.pipeline.executors.aio import map_bounded
 from textbooks.pipeline.executors.limits import Limiter
 
 T = TypeVar("T")
@@ -251,9 +251,9 @@ class LLMClient:
             if self.config.batch:
                 return await self._map_batch(requests, return_exceptions, parse, retry_failed, done)
 
-            async def tracked(coroutine: Coroutine[Any, Any, Completion]) -> Completion | LLMError:
+            async def tracked(request: Request) -> Completion | LLMError:
                 try:
-                    return await coroutine
+                    return await self._ask(request, parse, retry_failed)
                 except LLMError as error:
                     if not return_exceptions:
                         raise
@@ -261,8 +261,9 @@ class LLMClient:
                 finally:
                     done()
 
-            return await gather_or_cancel([tracked(self._ask(request, parse, retry_failed))
-                                           for request in requests])
+            # as many workers as requests may be in flight: the step's limit when it has one, else the client's
+            workers = self.limiter.concurrency if self.limiter is not None else self.config.concurrency
+            return await map_bounded(tracked, requests, workers)
 
     async def _map_batch(self, requests: list[Request], return_exceptions: bool, parse: Parser | None,
                          retry_failed: bool, done: Callable[[], None]) -> list[Completion | LLMError]:
