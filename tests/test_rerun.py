@@ -8,6 +8,7 @@ dataset stages, tokenize, train, export-hf, eval, report.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -108,9 +109,20 @@ def test_a_changed_setting_runs_every_step_after_it_again_and_ends_as_a_fresh_ru
 
 def test_train_resume_with_other_settings_exits_2_naming_them_and_touches_nothing(tmp_path: Path, capsys) -> None:
     recipe = small_demo(tmp_path / "recipe.yaml", steps=4)  # up to train
+    settings = yaml.safe_load(recipe.read_text())
+    settings["stages"][0]["files_per_task"] = 4  # several parts: ingest and dedup run on the process pool
+    recipe.write_text(yaml.safe_dump(settings, sort_keys=False))
     run_dir = tmp_path / "run"
     config = load_recipe(recipe).steps[3].config
-    run(recipe, run_dir)
+    said, pool_workers = [], []  # the process pool's workers alive when train reports: none, it is closed first
+
+    def say(line: str) -> None:
+        said.append(line)
+        if line.startswith("train"):
+            pool_workers.append(len(multiprocessing.active_children()))
+
+    run_recipe(load_recipe(recipe), run_dir, say=say)
+    assert any(line.startswith("dedup") for line in said) and set(pool_workers) == {0}, (said, pool_workers)
     pretrain = run_dir / "pretrain"
     files = {path: path.stat().st_mtime_ns for path in pretrain.rglob("*")}
     flags = ["--input", str(run_dir / "tokenize"), "--out", str(pretrain), "--resume", "--lr", "0.01",

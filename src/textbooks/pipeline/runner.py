@@ -204,11 +204,14 @@ def run_recipe(recipe: Recipe, out: Path, engine_name: str | None = None,
         for entry in steps:
             cls = step_class(entry.kind)
             step = cls(entry.config, entry.input)
-            executor = None
+            executor, key = None, None
             if cls.uses_executor:
                 chosen = step_executor(cls, run_default, entry.executor, engine_name)
                 key = chosen.model_dump_json()
                 executor = executors.get(key) or executors.setdefault(key, make_executor(chosen))
+            for other, held in executors.items():
+                if other != key:  # idle pool workers or a local Ray are not kept through training and the like
+                    held.close()
             folder = out / (cls.folder or entry.name)
             outcomes.append(run_step(step, folder, say=say, executor=executor, run_folder=out))
             if cls.makes == "dataset" and (settings.diversity is True or (

@@ -3,8 +3,9 @@
 Workers are started with `spawn`, so a task sees a fresh interpreter whatever the parent holds (threads, Ray,
 open files); `setup` runs once in each worker (the pool's initializer), in a pool of its own. Maps without a
 setup share one pool, started on first use and kept until `close`: a stage's map, its reduce's phases and its
-apply (and the next step's tasks) pay for starting the workers once. With one worker or one task, tasks run in
-this process: no start-up cost for small stages.
+apply (and the next steps' tasks, while they run on the same executor: a recipe closes it before any other
+step, so no idle workers sit through training) pay for starting the workers once. With one worker or one task,
+tasks run in this process: no start-up cost for small stages.
 """
 
 from __future__ import annotations
