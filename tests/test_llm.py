@@ -172,7 +172,7 @@ def test_unreachable_server_is_retried_then_reported() -> None:
 
 
 def test_a_long_map_keeps_only_concurrency_tasks_alive(llm_server: FakeLLMServer) -> None:
-    llm_server.latency_s = 0.002
+    llm_server.latency_s = 0.02  # longer than starting 4 requests takes
     client = make_client(llm_server, concurrency=4)
     alive: list[int] = []
 
@@ -184,15 +184,15 @@ def test_a_long_map_keeps_only_concurrency_tasks_alive(llm_server: FakeLLMServer
 
         watcher = asyncio.ensure_future(watch())
         try:
-            return await client.map_complete([f"p{i}" for i in range(300)], progress=False)
+            return await client.map_complete([f"p{i}" for i in range(100)], progress=False)
         finally:
             watcher.cancel()
 
     completions = client.run(main())
 
-    assert [c.text for c in completions] == [f"echo: p{i}" for i in range(300)]
-    assert len(llm_server.requests) == 300 and llm_server.max_in_flight == 4
-    # the run, the watcher, four workers and the HTTP library's own few: never one per prompt (300)
+    assert [c.text for c in completions] == [f"echo: p{i}" for i in range(100)]
+    assert len(llm_server.requests) == 100 and llm_server.max_in_flight == 4
+    # the run, the watcher, four workers and the HTTP library's own few: never one per prompt (100)
     assert max(alive) <= 10, max(alive)
 
 
