@@ -56,6 +56,9 @@ def test_paper_scale_recipes_plan_offline_and_touch_nothing(repo_root, tmp_path,
     base = next(plan for plan in plans.values() if plan.kind == "train" and plan.name.endswith("base"))
     assert base.tokens_seen == 24000 * 1024 * 2048  # the paper's phi-1-base: ~50B tokens
     assert base.gpu_hours is not None and base.gpu_hours > 0
+    exercises = plans["exercises-raw"]  # 880k exercises, each asked at most 3 times
+    assert exercises.llm[0].requests == 880_000
+    assert "up to 3 attempts (at most 2,640,000 requests)" in " ".join(exercises.notes)
 
 
 def test_small_recipe_figures_match_a_hand_computation(tmp_path):

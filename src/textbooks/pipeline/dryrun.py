@@ -166,7 +166,10 @@ def _synth(entry: RecipeStep, upstream: Flow, plan: StepPlan, flows: dict, recip
     per_request = prompt_tokens / max(built, 1)
     plan.llm.append(_llm_plan(config.llm, config.count, per_request, config.llm.max_tokens))
     if config.attempts > 1:
-        plan.notes.append(f"first attempt only: a failed row is asked again, up to {config.attempts} attempts")
+        first = plan.llm[-1]
+        most = "" if first.cost_usd is None else f", ${first.cost_usd * config.attempts:,.2f}"
+        plan.notes.append(f"first attempt only: a failed row is asked again, up to {config.attempts} attempts "
+                          f"(at most {first.requests * config.attempts:,} requests{most})")
     if config.count > built:
         plan.notes.append(f"prompt tokens from the first {built:,} prompts, scaled to {config.count:,}")
 
