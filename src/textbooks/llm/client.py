@@ -261,9 +261,8 @@ class LLMClient:
                 finally:
                     done()
 
-            # as many workers as requests may be in flight: the step's limit when it has one, else the client's
-            workers = self.limiter.concurrency if self.limiter is not None else self.config.concurrency
-            return await map_bounded(tracked, requests, workers)
+            # as many workers as requests may be in flight under the limit `_send` takes
+            return await map_bounded(tracked, requests, (self.limiter or self._own_limiter).concurrency)
 
     async def _map_batch(self, requests: list[Request], return_exceptions: bool, parse: Parser | None,
                          retry_failed: bool, done: Callable[[], None]) -> list[Completion | LLMError]:
