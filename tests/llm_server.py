@@ -82,6 +82,7 @@ class FakeLLMServer:
         self.max_in_flight = 0
         self.latency_s = 0.0
         self.refused_fields: set[str] = set()  # request fields answered with HTTP 400, as strict servers do
+        self.set_cookie: str | None = None  # a Set-Cookie header on every answer, as load balancers send
         self.batch_polls = 1
         self.batch_requests: list[Received] = []
         self.files: dict[str, bytes] = {}
@@ -160,7 +161,7 @@ class FakeLLMServer:
                 headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
                 error = {"message": fault.message, "type": "injected", "param": None, "code": None}
                 return fault.status, headers, {"error": error}
-        return 200, {}, self.answer(path, body)
+        return 200, {"Set-Cookie": self.set_cookie} if self.set_cookie else {}, self.answer(path, body)
 
     def answer(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """The completion response to `body` (a chat or completions request)."""

@@ -196,6 +196,21 @@ def test_a_long_map_keeps_only_concurrency_tasks_alive(llm_server: FakeLLMServer
     assert max(alive) <= 10, max(alive)
 
 
+def test_cookies_a_server_sets_are_sent_back_and_none_are_made_up(llm_server: FakeLLMServer) -> None:
+    client = LLMClient(LLMConfig(model="m", base_url=llm_server.url))
+
+    async def two() -> None:  # one event loop: one SDK client, one jar
+        await client.complete("first")
+        await client.complete("second")
+
+    client.run(two())
+    assert [request.headers.get("cookie") for request in llm_server.requests] == [None, None]
+
+    llm_server.set_cookie = "route=replica-2; Path=/"  # a sticky-session load balancer
+    client.run(two())
+    assert [request.headers.get("cookie") for request in llm_server.requests[2:]] == [None, "route=replica-2"]
+
+
 def test_map_with_return_exceptions_keeps_the_rest(llm_server: FakeLLMServer) -> None:
     llm_server.reply = lambda body: "fine"
     llm_server.inject(status=404, message="no such model")

@@ -46,6 +46,33 @@ def _connection_message(error: openai.APIConnectionError) -> str:
     return f"{head} ({type(root).__name__}: {root})"
 
 
+class _Cookies(httpx.Cookies):
+    """httpx's cookie jar, skipping responses that set no cookie: httpx reads every response into the standard
+    library's cookie jar through a copy of the request's headers and an email message of the response's, a
+    tenth of the client's CPU per request (bench/llm_throughput.py), to find no Set-Cookie header. A server
+    that sets cookies still has them kept and sent back."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers or "set-cookie2" in response.headers:
+            super().extract_cookies(response)
+
+
+class _AioHttpClient(openai.DefaultAioHttpClient):
+    """The SDK's aiohttp client with the jar above."""
+
+    def __init__(self, **options: Any) -> None:
+        self._jar = _Cookies()
+        super().__init__(**options)
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._jar
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        self._jar = _Cookies(cookies)
+
+
 class OpenAIProvider(Provider):
     name = "openai"
     has_batch_api = True
@@ -73,7 +100,7 @@ class OpenAIProvider(Provider):
             self._loop = loop
             self._sdk = openai.AsyncOpenAI(api_key=self._api_key, base_url=self.config.base_url,
                                            timeout=self.config.timeout_s, max_retries=0,
-                                           http_client=openai.DefaultAioHttpClient(
+                                           http_client=_AioHttpClient(
                                                timeout=self.config.timeout_s,
                                                limits=httpx.Limits(max_connections=self.config.concurrency)))
         return self._sdk
@@ -91,12 +118,12 @@ class OpenAIProvider(Provider):
         # headers, timeout and error types, without re-validating a body we built (a third of its CPU per
         # request), and with the extra fields local servers take passing through untouched
         response = await self._attempt(lambda: self.sdk().post(path, body=body, cast_to=httpx.Response))
-        text = response.text
+        content = response.content  # JSON is UTF-8: bytes to json.loads, without httpx's charset detection
         try:
-            raw = json.loads(text)
+            raw = json.loads(content)
             check_raw(request.kind, raw)
-        except ValueError as error:
-            raise ProviderError(f"malformed response body ({error}): {text[:200]!r}", status=200) from None
+        except ValueError as error:  # UnicodeDecodeError too
+            raise ProviderError(f"malformed response body ({error}): {content[:200]!r}", status=200) from None
         return raw
 
     async def _attempt(self, call: Any) -> Any:
