@@ -4,8 +4,10 @@ resending one answered request."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -106,6 +108,56 @@ def test_samples_are_distinct_requests_with_their_own_seeds(llm_server: FakeLLMS
         reply.__class__(reply.text, reply.finish_reason, reply.prompt_tokens, reply.completion_tokens, None, True)
         for reply in replies]
     assert len(llm_server.requests) == 4 and ResponseCache.open(path).count() == 4
+
+
+def committed(path: Path) -> list[tuple[str, str]]:
+    """(status, raw) of every row another connection (another process's, as a rerun's) reads in `path`."""
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT status, raw FROM responses ORDER BY raw").fetchall()
+
+
+def test_answers_are_committed_by_the_end_of_the_map_and_read_while_pending(llm_server: FakeLLMServer,
+                                                                            tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    client = cached_client(llm_server, path, concurrency=8)
+    replies = client.complete_many([f"p{index}" for index in range(20)] + ["p3"], progress=False)
+    assert replies[-1].text == "echo: p3" and len(llm_server.requests) == 20  # asked twice in one map: sent once
+    rows = committed(path)
+    assert len(rows) == 20 and all(status == "ok" for status, _ in rows)
+
+    cache = ResponseCache.open(path)
+    request = client.request("complete", "pending")
+
+    async def put_then_get() -> tuple[int, str | None]:
+        cache.put_ok("k", "p", request, {"choices": [{"text": "t"}]}, "stop")
+        row = cache.get("k")  # this turn: pending, read as it is
+        return len(committed(path)), row.finish_reason if row else None
+
+    assert asyncio.run(put_then_get()) == (20, "stop")
+    cache.flush()
+    assert len(committed(path)) == 21
+
+
+PENDING_AT_EXIT = textwrap.dedent("""
+    import asyncio, sys
+    from textbooks.llm.cache import ResponseCache
+    from textbooks.llm.types import Request
+    cache = ResponseCache.open(sys.argv[1])
+
+    async def main():
+        asyncio.get_running_loop().stop()  # this turn is the loop's last: the next, which would commit, never runs
+        cache.put_ok("k", "p", Request("complete", "m", prompt="x"), {"choices": [{"text": "kept"}]}, "stop")
+        assert cache._pending
+
+    asyncio.new_event_loop().run_until_complete(main())
+    assert cache._pending
+""")
+
+
+def test_a_row_pending_when_the_process_ends_is_committed(tmp_path: Path) -> None:
+    path = tmp_path / "cache.sqlite"
+    subprocess.run([sys.executable, "-c", PENDING_AT_EXIT, str(path)], check=True, timeout=60)
+    assert committed(path) == [("ok", '{"choices": [{"text": "kept"}]}')]
 
 
 RUN = textwrap.dedent("""

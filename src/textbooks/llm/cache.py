@@ -4,17 +4,23 @@
     row = cache.get(request.key("openai"))       # None, or CachedRow(status "ok" with the raw response, or
                                                  #   "failed" with the error)
 
-A row is written (and committed) as soon as its answer arrives, so a run killed at any point resumes without
-resending one answered request. The raw response (the provider's JSON) is stored, never a parsed value: the
-caller's parser runs on it afterwards, so a changed parser re-parses without asking again. The key (see
-`Request.key`) covers the provider (a server's address too), model, messages or prompt, every sampling
-parameter, the sample index and the caller's template version. The API key is never written here. `batches`
-holds the provider batches in flight (their id and the request keys they carry) so that a killed batch run
-polls them instead of resubmitting.
+A row is committed as soon as its answer arrives: at once outside asyncio, and in the event loop's next turn
+inside it (with the other answers of that turn, in one transaction), so that the request's worker sends its
+next request first and the write is not on the path of any request (`get` reads a pending row as it is). A run
+killed at any point resumes without resending an answered request, apart from the answers of the turn it was
+killed in; `flush()`, `count()`, the end of a map and the end of the process commit what is pending. The raw
+response (the provider's JSON) is stored, never a parsed value: the caller's parser runs on it afterwards, so a
+changed parser re-parses without asking again. The key (see `Request.key`) covers the provider (a server's
+address too), model, messages or prompt, every sampling parameter, the sample index and the caller's template
+version. The API key is never written here. `batches` holds the provider batches in flight (their id and the
+request keys they carry) so that a killed batch run polls them instead of resubmitting.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import json
 import os
 import sqlite3
@@ -61,6 +67,8 @@ class ResponseCache:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a killed process loses nothing committed
         self._db.executescript(SCHEMA)
+        self._pending: dict[str, tuple[Any, ...]] = {}  # rows answered, not yet committed, by key (module doc)
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # the loop whose next turn commits them
 
     @classmethod
     def open(cls, path: str | Path | None = None) -> ResponseCache:
@@ -72,8 +80,31 @@ class ResponseCache:
                 cls._open[key] = cls(resolved)
             return cls._open[key]
 
+    def flush(self) -> None:
+        """Commit the rows still pending, in one transaction."""
+        with self._lock:
+            self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        self._flush_loop = None
+        if not self._pending:
+            return
+        rows = [_row(*pending) for pending in self._pending.values()]
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._pending = {}
+
     def get(self, key: str) -> CachedRow | None:
         with self._lock:
+            pending = self._pending.get(key)
+            if pending is not None:  # answered this turn: read it without committing it on the caller's path
+                _, _, _, status, raw, error, finish_reason, _ = pending
+                return CachedRow(status, raw, error, finish_reason)
             row = self._db.execute("SELECT status, raw, error, finish_reason FROM responses WHERE key = ?",
                                    (key,)).fetchone()
         if row is None:
@@ -83,40 +114,62 @@ class ResponseCache:
 
     def put_ok(self, key: str, provider: str, request: Request, raw: dict[str, Any],
                finish_reason: str | None) -> None:
-        self._put(key, provider, request, "ok", json.dumps(raw, ensure_ascii=False), None, finish_reason)
+        self._put((key, provider, request, "ok", raw, None, finish_reason, time.time()))
 
     def put_failed(self, key: str, provider: str, request: Request, error: str) -> None:
-        self._put(key, provider, request, "failed", None, error, None)
+        self._put((key, provider, request, "failed", None, error, None, time.time()))
 
-    def _put(self, key: str, provider: str, request: Request, status: str, raw: str | None, error: str | None,
-             finish_reason: str | None) -> None:
+    def _put(self, pending: tuple[Any, ...]) -> None:
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             (key, provider, request.model, json.dumps(_described(request), ensure_ascii=False),
-                              status, raw, error, finish_reason, time.time()))
+            self._pending[pending[0]] = pending
+            if loop is None or (self._flush_loop is not None and self._flush_loop is not loop):
+                self._commit_pending()  # no loop here (or another loop's turn is due): now
+            elif self._flush_loop is None:
+                self._flush_loop = loop
+                loop.call_soon(self.flush)
 
     def count(self, status: str | None = None) -> int:
         with self._lock:
+            self._commit_pending()
             if status is None:
                 return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
             return self._db.execute("SELECT COUNT(*) FROM responses WHERE status = ?", (status,)).fetchone()[0]
 
     def add_batch(self, batch_id: str, provider: str, model: str, keys: list[str]) -> None:
         with self._lock:
+            self._commit_pending()
             self._db.execute("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, 'running', ?)",
                              (batch_id, provider, model, json.dumps(keys), time.time()))
 
     def running_batches(self, provider: str, model: str) -> list[tuple[str, list[str]]]:
         """(batch id, request keys) of every batch not yet collected, oldest first."""
         with self._lock:
+            self._commit_pending()
             rows = self._db.execute("SELECT id, keys FROM batches WHERE provider = ? AND model = ? AND "
                                     "status = 'running' ORDER BY created", (provider, model)).fetchall()
         return [(batch_id, json.loads(keys)) for batch_id, keys in rows]
 
     def finish_batch(self, batch_id: str, status: str) -> None:
         with self._lock:
+            self._commit_pending()  # the batch's answers before the batch is marked collected
             self._db.execute("UPDATE batches SET status = ? WHERE id = ?", (status, batch_id))
 
 
-def _described(request: Request) -> dict[str, Any]:
-    return {"kind": request.kind, "body": request.body(), "sample": request.sample, "version": request.version}
+def _row(key: str, provider: str, request: Request, status: str, raw: dict[str, Any] | None, error: str | None,
+         finish_reason: str | None, created: float) -> tuple[Any, ...]:
+    described = {"kind": request.kind, "body": request.body(), "sample": request.sample, "version": request.version}
+    return (key, provider, request.model, json.dumps(described, ensure_ascii=False), status,
+            json.dumps(raw, ensure_ascii=False) if raw is not None else None, error, finish_reason, created)
+
+
+@atexit.register
+def _flush_all() -> None:
+    """What is pending in this process's caches (not a forked parent's), committed when the process ends."""
+    for (pid, _), cache in list(ResponseCache._open.items()):
+        if pid == os.getpid():
+            with contextlib.suppress(sqlite3.Error):
+                cache.flush()

@@ -83,7 +83,10 @@ class LLMClient:
         return f"{self.config.provider}:{self.config.model}"
 
     async def aclose(self) -> None:
-        """Close the connections of the current event loop (the usage totals are kept)."""
+        """Commit the answers still pending in the cache and close the connections of the current event loop
+        (the usage totals are kept)."""
+        if self.cache is not None:
+            self.cache.flush()
         await self.provider.aclose()
 
     # requests
@@ -135,13 +138,24 @@ class LLMClient:
             return hit
         if self.cache is None:
             return self._parsed(await self._fetch(request, key), parse)
-        task = self._in_flight.get(key)
-        if task is not None:
-            return self._parsed(await asyncio.shield(task), parse, cached=True)
-        task = asyncio.ensure_future(self._fetch(request, key))
-        self._in_flight[key] = task
-        task.add_done_callback(lambda _: self._in_flight.pop(key, None))
-        return self._parsed(await task, parse)
+        asking = self._in_flight.get(key)
+        if asking is not None:
+            return self._parsed(await asyncio.shield(asking), parse, cached=True)
+        asking = self._in_flight[key] = asyncio.get_running_loop().create_future()
+        asking.add_done_callback(_retrieved)
+        try:
+            completion = await self._fetch(request, key)
+        except Exception as error:
+            asking.set_exception(error)  # for the others asking the same
+            raise
+        except BaseException:  # cancelled: so are the others
+            asking.cancel()
+            raise
+        else:
+            asking.set_result(completion)
+        finally:
+            del self._in_flight[key]
+        return self._parsed(completion, parse)
 
     async def _fetch(self, request: Request, key: str) -> Completion:
         try:
@@ -261,8 +275,11 @@ class LLMClient:
                 finally:
                     done()
 
-            # as many workers as requests may be in flight under the limit `_send` takes
-            return await map_bounded(tracked, requests, (self.limiter or self._own_limiter).concurrency)
+            try:  # as many workers as requests may be in flight under the limit `_send` takes
+                return await map_bounded(tracked, requests, (self.limiter or self._own_limiter).concurrency)
+            finally:
+                if self.cache is not None:
+                    self.cache.flush()  # every answer of the map committed before it returns
 
     async def _map_batch(self, requests: list[Request], return_exceptions: bool, parse: Parser | None,
                          retry_failed: bool, done: Callable[[], None]) -> list[Completion | LLMError]:
@@ -383,6 +400,12 @@ class LLMClient:
                       **options: Any) -> list[Completion]:
         """`map_complete` for callers outside asyncio; the first request that fails raises its `LLMError`."""
         return cast(list[Completion], self.run(self.map_complete(prompts, stop, progress=progress, **options)))
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a failure as seen: the request's own caller raises it; the others asking the same are optional."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _status(error: ProviderError) -> str:
