@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from textbooks.corpus.units import parse_python
+from textbooks.dedup.shingles import token_hashes
+from textbooks.dedup.tokens import code_tokens
 from textbooks.diversity import families as family_module
 from textbooks.diversity import measures, spread
 from textbooks.errors import UserError
@@ -85,8 +87,10 @@ def measure_with_families(folder: str | Path, embeddings: str | Path | None = No
         part_rows.append(len(chunk))
         if embeddings is not None:
             ids += [str(row_id) for row_id in table["id"].to_pylist()]
-        builder.add(chunk)  # once, for families and greedy dedup
-        distinct.update(chunk)
+        hashes = [token_hashes(code_tokens(text)[0]) for text in chunk]  # tokenized once, for both:
+        builder.add(chunk, hashes)  # families and greedy dedup
+        distinct.update_hashes(hashes)
+        del hashes
         compressed.update(chunk)
         for text in chunk:
             tree = parse_python(text)  # once a row, one tree at a time: its shape and its imports

@@ -206,9 +206,10 @@ class SignatureBuilder:
         self._minhash: list[np.ndarray] = [np.zeros((0, self.num_perm), dtype=np.uint32)]
         self._first_copy: list[np.ndarray] = [np.zeros(0, dtype=np.int64)]
 
-    def add(self, texts: Sequence[str]) -> None:
-        """The signatures of the next rows."""
-        streams = (token_hashes(code_tokens(text)[0]) for text in texts)
+    def add(self, texts: Sequence[str], hashes: Sequence[list[int]] | None = None) -> None:
+        """The signatures of the next rows; `hashes`: their `token_hashes(code_tokens(text)[0])`, when the caller
+        has them already."""
+        streams = hashes if hashes is not None else (token_hashes(code_tokens(text)[0]) for text in texts)
         values, offsets = shingle_sets(streams, self.ngram)
         self._shingles.append(values)
         self._starts.append(offsets[:-1] + self._shingle_count)

@@ -68,11 +68,18 @@ class DistinctN:
     def update(self, texts: Iterable[str]) -> None:
         rows = iter(texts)
         while batch := list(islice(rows, _BATCH_ROWS)):
-            tokens, row_of = _batch_token_hashes(batch)
-            for n in self.ns:
-                hashes = _ngram_hashes(tokens, row_of, n)
-                self._total[n] += len(hashes)
-                self._seen[n].add(hashes)
+            self._add(*_batch_token_hashes(batch))
+
+    def update_hashes(self, hashes: Sequence[list[int]]) -> None:
+        """`update` from each row's `token_hashes(code_tokens(text)[0])`, when the caller has them already."""
+        for start in range(0, len(hashes), _BATCH_ROWS):
+            self._add(*_flat(hashes[start:start + _BATCH_ROWS]))
+
+    def _add(self, tokens: np.ndarray, row_of: np.ndarray) -> None:
+        for n in self.ns:
+            hashes = _ngram_hashes(tokens, row_of, n)
+            self._total[n] += len(hashes)
+            self._seen[n].add(hashes)
 
     def result(self) -> dict[int, float]:
         """Distinct / all n-grams for each n; 0.0 for an n no row is long enough to have."""
@@ -113,11 +120,13 @@ class _HashSet:
 
 def _batch_token_hashes(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The hashes of every row's code tokens, concatenated, and the row each token belongs to."""
-    streams = [code_tokens(text)[0] for text in texts]
-    lengths = np.fromiter(map(len, streams), dtype=np.int64, count=len(streams))
-    flat = chain.from_iterable(map(token_hashes, streams))
-    tokens = np.fromiter(flat, dtype=np.uint64, count=int(lengths.sum()))
-    return tokens, np.repeat(np.arange(len(streams)), lengths)
+    return _flat([token_hashes(code_tokens(text)[0]) for text in texts])
+
+
+def _flat(hashes: Sequence[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    lengths = np.fromiter(map(len, hashes), dtype=np.int64, count=len(hashes))
+    tokens = np.fromiter(chain.from_iterable(hashes), dtype=np.uint64, count=int(lengths.sum()))
+    return tokens, np.repeat(np.arange(len(hashes)), lengths)
 
 
 def _ngram_hashes(tokens: np.ndarray, row_of: np.ndarray, n: int) -> np.ndarray:
