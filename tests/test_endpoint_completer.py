@@ -83,7 +83,14 @@ def test_sampling_asks_n_times_per_prompt(llm_server: FakeLLMServer) -> None:
 
 
 def test_order_is_kept_under_concurrency(llm_server: FakeLLMServer) -> None:
+    arrivals = itertools.count()
+    second_arrived = threading.Event()
+
     def reply(body: dict) -> str:
+        if next(arrivals) == 0:  # held until another request arrives, which a one-at-a-time client never sends
+            second_arrived.wait(timeout=10)
+        else:
+            second_arrived.set()
         number = int(body["prompt"].split("_")[1].split("(")[0])
         time.sleep(0.002 * (number % 5))  # later requests often finish first
         return f"    return {number * number}\n"

@@ -112,8 +112,11 @@ def test_samples_are_distinct_requests_with_their_own_seeds(llm_server: FakeLLMS
 
 def committed(path: Path) -> list[tuple[str, str]]:
     """(status, raw) of every row another connection (another process's, as a rerun's) reads in `path`."""
-    with sqlite3.connect(path) as db:
+    db = sqlite3.connect(path)  # `with` on a connection ends a transaction; it does not close it
+    try:
         return db.execute("SELECT status, raw FROM responses ORDER BY raw").fetchall()
+    finally:
+        db.close()
 
 
 def test_answers_are_committed_by_the_end_of_the_map_and_read_while_pending(llm_server: FakeLLMServer,
