@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from textbooks.decontam.ngrams import NgramIndex, set_overlap, tokens
 from textbooks.decontam.targets import load_targets
 from textbooks.decontam.trees import apted_distance, function_trees, match_bound, match_rate
 from textbooks.evaluate.judge import judge
+from textbooks.report.step import write_report
 from textbooks.sandbox import Limits, Sandbox
 from textbooks.store import data
 
@@ -153,6 +155,28 @@ def test_the_hub_format_gives_the_same_report_as_the_local_files(tmp_path: Path)
     local = _run(folder, tmp_path / "local", "--no-execution", "--benchmarks-dir", str(BENCHMARKS))
     from_hub = _run(folder, tmp_path / "hub-out", "--no-execution", "--benchmarks-dir", str(hub))
     assert local == from_hub and local["pruned"]["rows"] > 0
+
+
+def test_missing_benchmark_files_keep_every_row_and_the_report_says_why(tmp_path: Path, capsys) -> None:
+    rows = [{"id": str(i), "text": f"def f{i}(x):\n    return x + {i}\n", "source": "test"} for i in range(10)]
+    folder = write_dataset(tmp_path / "data", rows)
+    (tmp_path / "empty").mkdir()
+    run = tmp_path / "run"
+    summary = _run(folder, run / "decontaminate", "--bench", "humaneval,mbpp", "--skip-missing",
+                   "--benchmarks-dir", str(tmp_path / "empty"))
+    printed = capsys.readouterr().out
+    assert "humaneval: skipped, HumanEval.jsonl.gz is not in" in printed and "every row is kept" in printed
+    assert summary["benchmarks"] == {} and summary["skipped"] == ["humaneval", "mbpp"]
+    assert data.read_dataset(run / "decontaminate").num_rows == 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an empty plot's legend warned
+        write_report(run, say=lambda _: None)
+    section = (run / "report.md").read_text().split("### Decontamination", 1)[1]
+    assert "every row was kept: the files of humaneval, mbpp were not here" in section
+    assert "| benchmark |" not in section.split("\n## ", 1)[0]
+    error = refused(capsys, ["decontaminate", str(folder), "--bench", "humaneval", "--benchmarks-dir",
+                             str(tmp_path / "empty")], tmp_path / "strict")  # without skip_missing: an error
+    assert "HumanEval.jsonl.gz" in error, error
 
 
 def _read(path: Path) -> str:

@@ -240,7 +240,8 @@ class DecontaminateStage(Stage):
         stats = run_stage(self, ctx)
         found = self.found or ctx.work.load("reduce")[0].findings
         if ctx.main:
-            data.write_json(found.summary, ctx.out / SUMMARY)
+            skipped = [name for name in self.config.bench if name not in self.benches()]
+            data.write_json({**found.summary, "skipped": skipped}, ctx.out / SUMMARY)
             pq.write_table(found.matches, ctx.out / MATCHES)
         for line in summary_lines(found.summary):
             ctx.say(f"{self.name}: {line}")

@@ -19,6 +19,13 @@ def section(stage: StageRun) -> Section | None:
     summary = json.loads(path.read_text(encoding="utf-8"))
     settings = summary["settings"]
     benches = summary["benchmarks"]
+    if not benches:
+        skipped = summary.get("skipped") or []
+        return Section("Decontamination", [Paragraph(
+            "No benchmark was compared and every row was kept: "
+            + (f"the files of {', '.join(skipped)} were not here (`skip_missing`)." if skipped
+               else "the step was given none.") + " Set $TEXTBOOKS_BENCHMARKS (or `benchmarks_dir`) to a "
+            "folder holding them and run the step again.")])
     taus = sorted({tau for found in benches.values() for tau in found["similar"]}, key=float, reverse=True)
     table3 = [[bench, tau, fmt.count(found["similar"][tau]["similar"]), fmt.count(found["similar"][tau]["non_similar"]),
                fmt.count(found["problems"])] for bench, found in benches.items() for tau in taus]
