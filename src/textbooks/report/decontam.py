@@ -23,9 +23,9 @@ def section(stage: StageRun) -> Section | None:
         skipped = summary.get("skipped") or []
         return Section("Decontamination", [Paragraph(
             "No benchmark was compared and every row was kept: "
-            + (f"the files of {', '.join(skipped)} were not here (`skip_missing`)." if skipped
-               else "the step was given none.") + " Set $TEXTBOOKS_BENCHMARKS (or `benchmarks_dir`) to a "
-            "folder holding them and run the step again.")])
+            + (f"the files of {', '.join(skipped)} were not here (skip_missing)." if skipped
+               else "none of the step's benchmarks had its files here.") + " Set $TEXTBOOKS_BENCHMARKS (or "
+            "benchmarks_dir) to a folder holding them and run the step again.")])
     taus = sorted({tau for found in benches.values() for tau in found["similar"]}, key=float, reverse=True)
     table3 = [[bench, tau, fmt.count(found["similar"][tau]["similar"]), fmt.count(found["similar"][tau]["non_similar"]),
                fmt.count(found["problems"])] for bench, found in benches.items() for tau in taus]
