@@ -1,6 +1,6 @@
 """Near-duplicate removal speed: `textbooks dedup` against a plain datasketch loop, in one run.
 
-    python bench/dedup.py              # 50,000 documents; --docs N for another size
+    python bench/dedup.py              # 50,000 documents; --docs N for another size, --workers N for fewer cores
 
 The corpus is built offline: top-level functions and classes and the methods of every module of this
 interpreter's standard library (tests included), then perturbed copies (locals renamed, lines re-wrapped,
@@ -128,9 +128,9 @@ def timed(work: Callable[[], T]) -> tuple[T, Timing]:
     return result, Timing(seconds, stolen)
 
 
-def run_ours(folder: Path, out: Path, shuffle: str) -> int:
+def run_ours(folder: Path, out: Path, shuffle: str, workers: int | None) -> int:
     stage = DedupStage(DedupConfig(shuffle=shuffle), str(folder))
-    engine = make_executor("process")
+    engine = make_executor("process", workers)
     try:
         outcome = run_step(stage, out, executor=engine, say=lambda _: None)
     finally:
@@ -176,15 +176,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=None,
+                        help="processes of ours (default: every core); 1 compares one core with one core")
     args = parser.parse_args()
     documents, planted = build_corpus(args.docs, args.seed)
     count = len(documents)
-    print(f"corpus: {count:,} documents, {planted:,} planted copies; {available_cores()} cores")
+    workers = args.workers or available_cores()
+    print(f"corpus: {count:,} documents, {planted:,} planted copies; ours on {workers} of "
+          f"{available_cores()} cores")
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch) / "corpus"
         write_dataset(documents, folder)
-        ours_removed, ours = timed(lambda: run_ours(folder, Path(scratch) / "memory", "memory"))
-        sharded_removed, sharded = timed(lambda: run_ours(folder, Path(scratch) / "sharded", "sharded"))
+        ours_removed, ours = timed(lambda: run_ours(folder, Path(scratch) / "memory", "memory", workers))
+        sharded_removed, sharded = timed(lambda: run_ours(folder, Path(scratch) / "sharded", "sharded", workers))
         same = shard_tables(Path(scratch) / "memory") == shard_tables(Path(scratch) / "sharded")
     shingles, shingling = timed(lambda: shingles_of(documents))
     peer_removed, peer = timed(lambda: run_peer(shingles))
