@@ -44,7 +44,8 @@ class SentenceTransformerEmbedder(Embedder):
             tokenizer.pad_token = tokenizer.eos_token  # a causal LM wrapped as a sentence model: pad with EOS
         self.encoder.max_seq_length = min(max_tokens, self.encoder.max_seq_length or max_tokens)
         self.model, self.batch_size = model, batch_size
-        self.dimension = int(self.encoder.get_sentence_embedding_dimension())
+        dimension = getattr(self.encoder, "get_embedding_dimension", None)  # the name from sentence-transformers 5.x
+        self.dimension = int((dimension or self.encoder.get_sentence_embedding_dimension)())
 
     @classmethod
     def from_config(cls, config: EmbedConfig) -> SentenceTransformerEmbedder:
