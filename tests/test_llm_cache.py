@@ -5,6 +5,7 @@ resending one answered request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -112,11 +113,8 @@ def test_samples_are_distinct_requests_with_their_own_seeds(llm_server: FakeLLMS
 
 def committed(path: Path) -> list[tuple[str, str]]:
     """(status, raw) of every row another connection (another process's, as a rerun's) reads in `path`."""
-    db = sqlite3.connect(path)  # `with` on a connection ends a transaction; it does not close it
-    try:
+    with contextlib.closing(sqlite3.connect(path)) as db:  # a connection's own `with` does not close it
         return db.execute("SELECT status, raw FROM responses ORDER BY raw").fetchall()
-    finally:
-        db.close()
 
 
 def test_answers_are_committed_by_the_end_of_the_map_and_read_while_pending(llm_server: FakeLLMServer,

@@ -232,15 +232,16 @@ class DecontaminateStage(Stage):
     def run(self, ctx: Context) -> dict:
         from textbooks.benchmarks.files import ENV_VAR, FILES
 
-        for name in sorted(set(self.config.bench) - set(self.benches())):
+        here = self.benches()
+        skipped = [name for name in self.config.bench if name not in here]
+        for name in sorted(skipped):
             ctx.say(f"{self.name}: {name}: skipped, {FILES.get(name, name)} is not in "
                     f"{self.config.benchmarks_dir or f'${ENV_VAR}'}")
-        if not self.benches():
+        if not here:
             ctx.say(f"{self.name}: no benchmark files here: every row is kept as it is")
         stats = run_stage(self, ctx)
         found = self.found or ctx.work.load("reduce")[0].findings
         if ctx.main:
-            skipped = [name for name in self.config.bench if name not in self.benches()]
             data.write_json({**found.summary, "skipped": skipped}, ctx.out / SUMMARY)
             pq.write_table(found.matches, ctx.out / MATCHES)
         for line in summary_lines(found.summary):
